@@ -1,0 +1,135 @@
+"""The ``rhythm`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import RhythmError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rhythm",
+        description="Durable tasks and workflows on PostgreSQL. The database is "
+        "RHYTHM_DATABASE_URL, or an embedded PostgreSQL when it is unset.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="create or upgrade the schema")
+    worker = commands.add_parser("worker", help="run a worker")
+    worker.add_argument("-m", "--module", action="append", required=True, dest="modules",
+                        help="module defining tasks and workflows (repeatable)")
+    worker.add_argument("-q", "--queue", action="append", dest="queues",
+                        help="queue to claim from (repeatable; default: default)")
+    worker.add_argument("--concurrency", type=int, default=10,
+                        help="executions run at once (default 10)")
+    worker.add_argument("--shutdown-timeout", type=float, default=30.0,
+                        help="seconds a graceful stop waits for running executions (default 30)")
+    worker.add_argument("--heartbeat-interval", type=float, default=5.0)
+    worker.add_argument("--dead-after", type=float, default=30.0,
+                        help="seconds without a heartbeat before a worker is declared dead")
+    worker.add_argument("--poll-interval", type=float, default=1.0)
+    status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
+    status.add_argument("id", nargs="?", help="execution id")
+    commands.add_parser("demo", help="run a sample workflow in-process and show its tree")
+    return parser
+
+
+def _migrate() -> int:
+    from .database import connect, mask, resolve_database_url
+    from .migrations import migrate
+
+    url, source = resolve_database_url()
+    with connect(url, source) as conn:
+        applied = migrate(conn)
+    done = ", ".join(map(str, applied)) if applied else "none (up to date)"
+    print(f"migrated {mask(url)}: applied {done}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from .worker import Worker
+
+    sys.path.insert(0, os.getcwd())
+    worker = Worker(
+        args.queues or ["default"],
+        concurrency=args.concurrency,
+        modules=args.modules,
+        shutdown_timeout=args.shutdown_timeout,
+        heartbeat_interval=args.heartbeat_interval,
+        dead_after=args.dead_after,
+        poll_interval=args.poll_interval,
+    )
+    worker.run()
+    if worker.lingering_threads:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # threads running hung sync functions would otherwise block exit
+    return 0
+
+
+STATUS_COUNTS = """
+SELECT queue, status, count(*) FROM executions GROUP BY queue, status ORDER BY queue
+"""
+WORKERS = """
+SELECT worker_id, queues, concurrency, extract(epoch FROM now() - last_heartbeat)
+FROM worker_heartbeats WHERE status = 'active' ORDER BY worker_id
+"""
+STATUSES = ("pending", "running", "suspended", "completed", "failed", "cancelled")
+
+
+def _status(execution_id: str | None) -> int:
+    from . import client, tree
+    from .database import connect, resolve_database_url
+    from .migrations import ensure_schema
+
+    url, source = resolve_database_url()
+    ensure_schema(url, source)
+    with connect(url, source) as conn:
+        if execution_id:
+            execution = client.get_execution(execution_id)
+            print(tree.render(tree.load(conn, execution.id)))
+            if execution.status == "completed":
+                print(f"result: {execution.result!r}")
+            elif execution.error:
+                print(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
+            return 0
+        counts: dict[str, dict[str, int]] = {}
+        for queue, state, n in conn.execute(STATUS_COUNTS):
+            counts.setdefault(queue, {})[state] = n
+        header = f"{'queue':<20}" + "".join(f"{s:>11}" for s in STATUSES)
+        print(header)
+        for queue, by_state in counts.items():
+            print(f"{queue:<20}" + "".join(f"{by_state.get(s, 0):>11}" for s in STATUSES))
+        if not counts:
+            print("(no executions)")
+        workers: list[Any] = conn.execute(WORKERS).fetchall()
+        print(f"\nactive workers: {len(workers)}")
+        for worker_id, queues, concurrency, age in workers:
+            print(f"  {worker_id}  queues={','.join(queues)}  concurrency={concurrency}  "
+                  f"last heartbeat {age:.1f}s ago")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "status":
+            return _status(args.id)
+        from . import demo
+
+        return demo.main()
+    except RhythmError as exc:
+        print(f"rhythm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,71 @@
+"""``rhythm demo``: an order workflow with parallel and sequential tasks, one of which fails
+once and is retried, run by an in-process worker and drawn as a tree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .current import current_execution
+from .functions import task, workflow
+
+QUEUE = "rhythm-demo"
+
+
+@task(queue=QUEUE, retries=2, retry_backoff=0.2)
+def fetch_order(order_id: str) -> dict[str, Any]:
+    time.sleep(0.02)
+    return {"order_id": order_id, "amount": 42.5, "items": ["book", "lamp", "pen"]}
+
+
+@task(queue=QUEUE, retries=2)
+async def reserve_item(item: str) -> str:
+    await asyncio.sleep(0.03)
+    return f"reserved {item}"
+
+
+@task(queue=QUEUE, retries=3, retry_backoff=0.3)
+async def charge_card(order_id: str, amount: float) -> dict[str, Any]:
+    execution = current_execution()
+    if execution is not None and execution.attempt == 1:
+        raise ConnectionError("payment gateway timed out (the demo fails this once)")
+    await asyncio.sleep(0.04)
+    return {"charge_id": f"ch_{order_id}", "amount": amount}
+
+
+@task(queue=QUEUE)
+def send_receipt(order_id: str, charge_id: str) -> str:
+    time.sleep(0.01)
+    return f"receipt for {order_id} ({charge_id}) sent"
+
+
+@workflow(queue=QUEUE)
+async def process_order(order_id: str) -> dict[str, Any]:
+    order = await fetch_order.run(order_id)
+    reserved = await asyncio.gather(*(reserve_item.run(item) for item in order["items"]))
+    charge = await charge_card.run(order_id, order["amount"])
+    receipt = await send_receipt.run(order_id, charge["charge_id"])
+    return {"order": order_id, "reserved": reserved, "charge": charge, "receipt": receipt}
+
+
+def main() -> int:
+    from . import client, tree
+    from .database import connect, mask, resolve_database_url
+    from .worker import Worker
+
+    url, source = resolve_database_url()
+    print(f"database: {mask(url)} ({source})")
+    worker = Worker(QUEUE, concurrency=8, poll_interval=0.2, shutdown_timeout=5)
+    worker.start_in_thread()
+    try:
+        execution_id = process_order.queue("order-1001")
+        print(f"enqueued workflow process_order: {execution_id}")
+        result = client.wait(execution_id, timeout=60)
+    finally:
+        worker.stop()
+    print(f"result: {result}\n")
+    with connect(url, source) as conn:
+        print(tree.render(tree.load(conn, execution_id)))
+    print(f"\nsee it again with: rhythm status {execution_id}")
+    return 0

@@ -1,0 +1,224 @@
+"""``@task`` and ``@workflow``: registering functions and enqueueing calls to them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+
+from .errors import ConfigError, NotInWorkflow
+from .replay import current_workflow
+from .serialization import encode_call
+from .store import NewExecution
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+REGISTRY: dict[str, Function[Any, Any]] = {}
+
+
+def _positive_number(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+class Function(Generic[P, R]):
+    """A registered function: call it directly, ``.queue()`` it, or ``await .run()`` it."""
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None,
+        queue: str,
+        retries: int,
+        timeout: float | None,
+        retry_backoff: float,
+        retry_backoff_max: float,
+    ) -> None:
+        if not isinstance(queue, str) or not queue:
+            raise ConfigError(f"queue must be a non-empty string, got {queue!r}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue_name = queue
+        self.retries = retries
+        self.timeout = _positive_number("timeout", timeout, allow_none=True)
+        self.retry_backoff = _positive_number("retry_backoff", retry_backoff, allow_zero=True)
+        self.retry_backoff_max = _positive_number("retry_backoff_max", retry_backoff_max, allow_zero=True)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        existing = REGISTRY.get(self.name)
+        if existing is not None and _where(existing.fn) != _where(fn):
+            raise ConfigError(
+                f"two functions are registered as {self.name!r} ({_where(existing.fn)} and "
+                f"{_where(fn)}); pass name=... to one of them"
+            )
+        REGISTRY[self.name] = self
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name} queue={self.queue_name!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function directly, in this process, without the engine."""
+        return self.fn(*args, **kwargs)
+
+    def new_execution(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewExecution:
+        encoded_args, encoded_kwargs = encode_call(self.name, args, kwargs)
+        return NewExecution(
+            type=self.kind,
+            function_name=self.name,
+            queue=self.queue_name,
+            args=encoded_args,
+            kwargs=encoded_kwargs,
+            max_retries=self.retries,
+            timeout=self.timeout,
+        )
+
+    def queue(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue a call and return the new execution's id (blocking; see :meth:`queue_async`)."""
+        from .client import insert
+
+        row = self.new_execution(args, kwargs)
+        insert([row])
+        return row.id
+
+    async def queue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue a call from async code and return the new execution's id."""
+        from .client import insert_async
+
+        row = self.new_execution(args, kwargs)
+        await insert_async([row])
+        return row.id
+
+    def queue_many(self, calls: Iterable[tuple[Any, ...] | tuple[tuple[Any, ...], dict[str, Any]]]) -> list[str]:
+        """Enqueue many calls in one round trip; each item is an args tuple or ``(args, kwargs)``.
+
+        All calls are validated before anything is written.
+        """
+        from .client import insert
+
+        rows = [self.new_execution(*_split_call(call)) for call in calls]
+        insert(rows)
+        return [row.id for row in rows]
+
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        """Inside a workflow: run this function as a durable child step and await its result."""
+        run = current_workflow()
+        if run is None:
+            raise NotInWorkflow(
+                f"{self.name}.run() can only be awaited inside a @workflow; "
+                f"use {self.name.rsplit('.', 1)[-1]}.queue(...) to enqueue it"
+            )
+        return run.call(self, args, kwargs)
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
+
+
+def _split_call(call: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if (
+        isinstance(call, tuple)
+        and len(call) == 2
+        and isinstance(call[0], tuple)
+        and isinstance(call[1], dict)
+    ):
+        return call[0], call[1]
+    if isinstance(call, tuple):
+        return call, {}
+    return (call,), {}
+
+
+class Task(Function[P, R]):
+    kind = "task"
+
+
+class Workflow(Function[P, R]):
+    kind = "workflow"
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    retries: int = 3,
+    timeout: float | None = 300,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 300.0,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    retries: int = 3,
+    timeout: float | None = 300,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 300.0,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Register a sync or async function as a task.
+
+    :param queue: queue the task's executions are placed on.
+    :param retries: attempts after the first one; the n-th retry waits
+        ``min(retry_backoff * 2**(n-1), retry_backoff_max)`` seconds.
+    :param timeout: seconds one attempt may take (``None``: no limit).
+    """
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            f,
+            name=name,
+            queue=queue,
+            retries=retries,
+            timeout=timeout,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@overload
+def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, Awaitable[R]]: ...
+@overload
+def workflow(
+    *, name: str | None = None, queue: str = "default"
+) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, Awaitable[R]]]: ...
+def workflow(
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+) -> Any:
+    """Register an async function as a workflow: it is replayed from the start on each resume
+    and must be deterministic; durable steps are ``await some_task.run(...)``."""
+
+    def wrap(f: Callable[P, Awaitable[R]]) -> Workflow[P, Awaitable[R]]:
+        if not inspect.iscoroutinefunction(f):
+            raise ConfigError(f"@workflow needs an async function; {f.__qualname__} is not async")
+        return Workflow(
+            f,
+            name=name,
+            queue=queue,
+            retries=0,
+            timeout=None,
+            retry_backoff=0.0,
+            retry_backoff_max=0.0,
+        )
+
+    return wrap(fn) if fn is not None else wrap

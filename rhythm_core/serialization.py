@@ -1,0 +1,61 @@
+"""JSON encoding of arguments and results, with errors that say which value is wrong.
+
+PostgreSQL ``jsonb`` rejects NaN/Infinity and the NUL character, so both are refused here, at
+enqueue time, rather than surfacing later as a database error with nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import SerializationError
+
+_encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dumps(value: Any) -> str:
+    text = _encoder.encode(value)
+    if "\\u0000" in text:
+        raise ValueError("strings may not contain the NUL character (\\u0000)")
+    return text
+
+
+def _describe(what: str, value: Any, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"cannot serialise {what} of type {type(value).__name__}: {exc}; values must be "
+        "JSON-serialisable (str, int, float, bool, None, list, dict with str keys)"
+    )
+
+
+def encode_call(function_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
+    """Encode a call's arguments, or raise naming the argument that cannot be stored."""
+    try:
+        return _dumps(list(args)), _dumps(dict(kwargs))
+    except (TypeError, ValueError):
+        pass
+    for index, value in enumerate(args):
+        try:
+            _dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise _describe(f"argument {index} of {function_name}", value, exc) from exc
+    for key, value in kwargs.items():
+        try:
+            _dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise _describe(f"keyword argument {key!r} of {function_name}", value, exc) from exc
+    raise SerializationError(f"cannot serialise the arguments of {function_name}")
+
+
+def encode_result(function_name: str, value: Any) -> str:
+    """Encode a function's return value, or raise naming the function."""
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise _describe(f"the result of {function_name}", value, exc) from exc
+
+
+def encode(value: Any) -> str:
+    """Encode an internal value (errors, carriers) that is JSON by construction."""
+    return _dumps(value)

@@ -1,0 +1,260 @@
+"""The SQL of the engine, in one place, and the helpers that build its parameters.
+
+Statements take arrays (``unnest``) so that one round trip creates, claims or reports a whole
+batch. Every state change of a claimed execution is fenced by its ``lease`` (bumped on each
+claim), so a worker that lost an execution to failover can never overwrite its new owner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+NOTIFY_CHANNEL = "rhythm_pending"
+CANCEL_CHANNEL = "rhythm_cancel"
+FINISHED = ("completed", "failed", "cancelled")
+
+
+@dataclass(slots=True)
+class NewExecution:
+    """A row to insert into ``executions``."""
+
+    type: str
+    function_name: str
+    queue: str
+    args: str
+    kwargs: str
+    max_retries: int
+    timeout: float | None
+    parent_id: str | None = None
+    step: int | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+INSERT = """
+WITH ins AS (
+    INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
+                            parent_id, step)
+    SELECT u.id, u.type, u.fn, u.queue, u.args::jsonb, u.kwargs::jsonb, u.max_retries, u.timeout,
+           u.parent_id, u.step
+    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                %s::int[], %s::float8[], %s::uuid[], %s::int[])
+         AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step)
+    ON CONFLICT (parent_id, step) WHERE parent_id IS NOT NULL DO NOTHING
+    RETURNING queue
+)
+SELECT pg_notify('rhythm_pending', q.queue) FROM (SELECT DISTINCT queue FROM ins) q
+"""
+
+
+def insert_params(rows: list[NewExecution]) -> tuple[list[Any], ...]:
+    return (
+        [r.id for r in rows],
+        [r.type for r in rows],
+        [r.function_name for r in rows],
+        [r.queue for r in rows],
+        [r.args for r in rows],
+        [r.kwargs for r in rows],
+        [r.max_retries for r in rows],
+        [r.timeout for r in rows],
+        [r.parent_id for r in rows],
+        [r.step for r in rows],
+    )
+
+
+@dataclass(slots=True)
+class Claimed:
+    """An execution this worker holds, as returned by :data:`CLAIM`."""
+
+    id: str
+    type: str
+    function_name: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    max_retries: int
+    timeout: float | None
+    lease: int
+    parent_id: str | None
+
+
+CLAIM = """
+UPDATE executions e
+SET status = 'running', worker_id = %s, claimed_at = now(), lease = e.lease + 1,
+    replays = e.replays + CASE WHEN e.type = 'workflow' THEN 1 ELSE 0 END
+FROM (
+    SELECT id FROM executions
+    WHERE status = 'pending' AND queue = ANY(%s) AND scheduled_at <= now()
+    ORDER BY scheduled_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE e.id = c.id
+RETURNING e.id::text, e.type, e.function_name, e.queue, e.args, e.kwargs, e.attempt,
+          e.max_retries, e.timeout, e.lease, e.parent_id::text
+"""
+
+# Outcome kinds a worker reports for a claimed execution.
+COMPLETED, FAILED, RETRY, RELEASE = "completed", "failed", "retry", "release"
+
+# Parents are locked first (sorted, to avoid deadlocks between batches) so that waking a
+# suspended parent cannot interleave with that parent suspending: see SUSPEND below.
+LOCK_PARENTS = "SELECT 1 FROM executions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE"
+
+REPORT = """
+WITH v AS (
+    SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+                         %s::float8[])
+         AS v(id, lease, kind, result, error, delay)
+), done AS (
+    UPDATE executions e SET
+        status = CASE v.kind WHEN 'retry' THEN 'pending' WHEN 'release' THEN 'pending'
+                             ELSE v.kind END,
+        result = CASE WHEN v.kind = 'completed' THEN v.result::jsonb ELSE e.result END,
+        error = COALESCE(v.error::jsonb, e.error),
+        attempt = e.attempt + CASE WHEN v.kind = 'retry' THEN 1 ELSE 0 END,
+        scheduled_at = CASE WHEN v.kind IN ('retry', 'release')
+                            THEN now() + make_interval(secs => v.delay) ELSE e.scheduled_at END,
+        completed_at = CASE WHEN v.kind IN ('completed', 'failed') THEN now() END,
+        worker_id = CASE WHEN v.kind IN ('retry', 'release') THEN NULL ELSE e.worker_id END
+    FROM v
+    WHERE e.id = v.id AND e.lease = v.lease AND e.status = 'running'
+    RETURNING e.id, e.parent_id, e.status
+), woken AS (
+    UPDATE executions p SET status = 'pending', scheduled_at = now()
+    WHERE p.id IN (SELECT parent_id FROM done
+                   WHERE parent_id IS NOT NULL AND status IN ('completed', 'failed'))
+      AND p.status = 'suspended'
+    RETURNING p.queue
+)
+SELECT (SELECT count(*) FROM done),
+       (SELECT count(pg_notify('rhythm_pending', q.queue))
+        FROM (SELECT DISTINCT queue FROM woken) q)
+"""
+
+# A workflow that has to wait marks itself suspended (which locks its row), records the
+# children it started, then looks again: a child that finished before the lock was taken
+# could not wake it, so the workflow goes straight back to pending instead.
+SUSPEND = """
+UPDATE executions SET status = 'suspended', worker_id = NULL
+WHERE id = %s AND lease = %s AND status = 'running'
+RETURNING id
+"""
+
+SUSPEND_RECHECK = """
+UPDATE executions p SET status = 'pending', scheduled_at = now()
+WHERE p.id = %s AND p.status = 'suspended' AND EXISTS (
+    SELECT 1 FROM executions c
+    WHERE c.parent_id = p.id AND c.step = ANY(%s::int[])
+      AND c.status IN ('completed', 'failed', 'cancelled'))
+RETURNING pg_notify('rhythm_pending', p.queue)
+"""
+
+HISTORY = """
+SELECT step, id::text, function_name, status, result, error
+FROM executions WHERE parent_id = %s ORDER BY step
+"""
+
+
+@dataclass(slots=True)
+class ChildRecord:
+    """One recorded step of a workflow: the child execution it created."""
+
+    step: int
+    id: str
+    function_name: str
+    status: str
+    result: Any
+    error: dict[str, Any] | None
+
+
+HEARTBEAT = """
+INSERT INTO worker_heartbeats (worker_id, queues, hostname, pid, concurrency, status)
+VALUES (%s, %s, %s, %s, %s, 'active')
+ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat = now(), status = %s
+"""
+
+# Workers whose heartbeat is older than the deadline are marked dead and their running
+# executions go back to pending. Only one worker at a time does this (advisory lock).
+DETECT_DEAD = """
+WITH locked AS (SELECT pg_try_advisory_xact_lock(7301224978) AS ok),
+dead AS (
+    UPDATE worker_heartbeats SET status = 'dead'
+    WHERE status = 'active' AND last_heartbeat < now() - make_interval(secs => %s)
+      AND (SELECT ok FROM locked)
+    RETURNING worker_id
+), orphaned AS (
+    UPDATE executions e SET status = 'pending', worker_id = NULL, scheduled_at = now()
+    WHERE e.status = 'running' AND (SELECT ok FROM locked) AND (
+        e.worker_id IN (SELECT worker_id FROM dead)
+        OR e.worker_id IN (SELECT worker_id FROM worker_heartbeats WHERE status <> 'active'))
+    RETURNING e.id, e.queue
+)
+SELECT (SELECT array_agg(worker_id) FROM dead),
+       (SELECT count(*) FROM orphaned),
+       (SELECT count(pg_notify('rhythm_pending', q.queue))
+        FROM (SELECT DISTINCT queue FROM orphaned) q)
+"""
+
+GET = """
+SELECT id::text, type, function_name, queue, status, args, kwargs, result, error, attempt,
+       max_retries, parent_id::text, step, worker_id, created_at, claimed_at, completed_at,
+       trace_id, span_id
+FROM executions WHERE id = %s
+"""
+
+
+@dataclass(slots=True, frozen=True)
+class Execution:
+    """A snapshot of one row of ``executions``, as returned by :func:`rhythm_core.get_execution`."""
+
+    id: str
+    type: str
+    function_name: str
+    queue: str
+    status: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    result: Any
+    error: dict[str, Any] | None
+    attempt: int
+    max_retries: int
+    parent_id: str | None
+    step: int | None
+    worker_id: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    trace_id: str | None
+    span_id: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+# Cancelling an execution cancels every unfinished descendant too, and wakes a suspended
+# parent so that its ``await child.run()`` raises.
+CANCEL = """
+WITH RECURSIVE tree AS (
+    SELECT id FROM executions WHERE id = %s
+    UNION ALL
+    SELECT c.id FROM executions c JOIN tree t ON c.parent_id = t.id
+), cancelled AS (
+    UPDATE executions e SET status = 'cancelled', completed_at = now(),
+        error = jsonb_build_object('type', 'Cancelled', 'message', 'cancelled by request')
+    WHERE e.id IN (SELECT id FROM tree) AND e.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING e.id, e.parent_id
+), woken AS (
+    UPDATE executions p SET status = 'pending', scheduled_at = now()
+    WHERE p.id = (SELECT parent_id FROM executions WHERE id = %s)
+      AND p.status = 'suspended' AND EXISTS (SELECT 1 FROM cancelled)
+    RETURNING p.queue
+)
+SELECT (SELECT count(*) FROM cancelled),
+       (SELECT count(pg_notify('rhythm_cancel', id::text)) FROM cancelled),
+       (SELECT count(pg_notify('rhythm_pending', queue)) FROM woken)
+"""

@@ -1,0 +1,468 @@
+"""The worker: claims executions in batches, runs them, reports outcomes, keeps a heartbeat,
+recovers executions of dead workers, and stops without losing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from . import store
+from .connections import Connection
+from .current import CurrentExecution, _current
+from .database import resolve_database_url
+from .errors import (
+    ConfigError,
+    ExecutionTimeout,
+    ReplayDivergence,
+    SerializationError,
+    UnknownFunction,
+)
+from .functions import REGISTRY, Function
+from .migrations import ensure_schema
+from .replay import WorkflowRun, drive
+from .reporter import Reporter
+from .serialization import encode, encode_result
+from .store import Claimed
+
+log = logging.getLogger("rhythm.worker")
+
+_SUSPENDED = object()
+# Errors a retry cannot fix: the execution fails at once whatever its retries.
+_FINAL_ERRORS = (UnknownFunction, SerializationError, ReplayDivergence)
+_TRACEBACK_LIMIT = 8000
+
+
+def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"Worker {name} must be {kind} >= {minimum}, got {value!r}")
+    return value
+
+
+def error_document(exc: BaseException, attempt: int) -> str:
+    text = "".join(traceback.format_exception(exc))
+    return encode(
+        {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "attempt": attempt,
+            "traceback": text[-_TRACEBACK_LIMIT:],
+        }
+    )
+
+
+class Worker:
+    """Runs executions from one or more queues.
+
+    :param queues: queue names to claim from.
+    :param concurrency: executions run at once (async functions as tasks, sync ones in threads).
+    :param modules: modules to import so that their ``@task``/``@workflow`` functions register.
+    :param database_url: overrides ``RHYTHM_DATABASE_URL``.
+    :param poll_interval: seconds between claims when no notification arrives.
+    :param heartbeat_interval: seconds between heartbeats and dead-worker checks.
+    :param dead_after: seconds without a heartbeat after which a worker is declared dead and
+        its running executions return to pending.
+    :param shutdown_timeout: seconds a graceful stop waits for running executions before it
+        releases them back to pending.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str] | str = ("default",),
+        *,
+        concurrency: int = 10,
+        modules: Iterable[str] = (),
+        database_url: str | None = None,
+        poll_interval: float = 1.0,
+        heartbeat_interval: float = 5.0,
+        dead_after: float = 30.0,
+        shutdown_timeout: float = 30.0,
+        claim_batch: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.queues = [queues] if isinstance(queues, str) else list(queues)
+        if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
+            raise ConfigError(f"Worker queues must be non-empty strings, got {queues!r}")
+        self.concurrency = _number("concurrency", concurrency, minimum=1, integer=True)
+        self.poll_interval = _number("poll_interval", poll_interval, minimum=0.001)
+        self.heartbeat_interval = _number("heartbeat_interval", heartbeat_interval, minimum=0.01)
+        self.dead_after = _number("dead_after", dead_after, minimum=0.01)
+        if self.dead_after <= self.heartbeat_interval:
+            raise ConfigError(
+                f"Worker dead_after ({dead_after}) must exceed heartbeat_interval "
+                f"({heartbeat_interval}), or live workers would be declared dead"
+            )
+        self.shutdown_timeout = _number("shutdown_timeout", shutdown_timeout, minimum=0)
+        self.claim_batch = _number(
+            "claim_batch", claim_batch or min(self.concurrency, 500), minimum=1, integer=True
+        )
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._database_url = database_url
+        for module in modules:
+            import importlib
+
+            importlib.import_module(module)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: set[str] = set()
+        self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._slot: asyncio.Event | None = None
+        self.lingering_threads = 0
+        self._threads_busy = 0
+        self._busy_lock = threading.Lock()
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or :meth:`stop`), then stop gracefully."""
+        asyncio.run(self.run_async(handle_signals=True))
+
+    def start_in_thread(self) -> threading.Thread:
+        """Run the worker in a background thread (for tests and embedding); see :meth:`stop`."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(self.run_async(ready=ready))
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                raise
+
+        thread = threading.Thread(target=target, name=f"rhythm-worker-{self.worker_id}", daemon=True)
+        thread.start()
+        ready.wait()
+        if errors:
+            raise errors[0]
+        return thread
+
+    def stop(self) -> None:
+        """Ask the worker to stop gracefully; safe to call from any thread or a signal handler."""
+        self._stopping.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for event in (self._wake, self._slot):
+            if event is not None:
+                event.set()
+
+    async def run_async(
+        self, *, handle_signals: bool = False, ready: threading.Event | None = None
+    ) -> None:
+        """Run in the current event loop until :meth:`stop` is called."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake, self._slot = asyncio.Event(), asyncio.Event()
+        url, source = resolve_database_url(self._database_url)
+        await asyncio.to_thread(ensure_schema, url, source)
+        self._claim_conn = Connection(url, source, "claim")
+        self._report_conn = Connection(url, source, "report")
+        self._maint_conn = Connection(url, source, "heartbeat")
+        await self._claim_conn.get()  # fail fast, in one line, if the database is unreachable
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=min(4, self.concurrency), open=False,
+            kwargs={"autocommit": True},
+        )
+        await self._pool.open()
+        self._reporter = Reporter(self._report_conn)
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rhythm-task")
+        await self._heartbeat("active")
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal)
+        background = [
+            loop.create_task(self._listen(url, source)),
+            loop.create_task(self._maintain()),
+        ]
+        log.info("rhythm: worker %s claiming from %s (concurrency %d)",
+                 self.worker_id, ", ".join(self.queues), self.concurrency)
+        if ready is not None:
+            ready.set()
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shutdown(background)
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            log.warning("rhythm: second signal: releasing running executions now")
+            self.shutdown_timeout = 0
+        else:
+            log.info("rhythm: stopping: finishing %d running execution(s)", len(self._inflight))
+        self.stop()
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        assert self._wake is not None and self._slot is not None
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            self._wake.clear()
+            asked = min(free, self.claim_batch)
+            rows = await self._claim_conn.run(lambda conn: self._claim(conn, asked))
+            if self._stopping.is_set():
+                for row in rows:
+                    self._reporter.add(row, store.RELEASE)
+                break
+            for row in rows:
+                self._start(row)
+            if len(rows) < asked:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> list[Claimed]:
+        cursor = await conn.execute(store.CLAIM, (self.worker_id, self.queues, limit))
+        return [Claimed(*row) for row in await cursor.fetchall()]
+
+    def _start(self, row: Claimed) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._execute(row))
+        self._inflight[row.id] = task
+        task.add_done_callback(functools.partial(self._done, row.id))
+
+    def _done(self, execution_id: str, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(execution_id, None)
+        self._cancel_requested.discard(execution_id)
+        assert self._slot is not None
+        self._slot.set()
+
+    def _wake_at(self, delay: float) -> None:
+        assert self._loop is not None and self._wake is not None
+        self._loop.call_later(delay, self._wake.set)
+
+    # -- running one execution -------------------------------------------------------------
+
+    async def _execute(self, row: Claimed) -> None:
+        fn = REGISTRY.get(row.function_name)
+        try:
+            if fn is None:
+                raise UnknownFunction(
+                    f"no function named {row.function_name!r} is registered in worker "
+                    f"{self.worker_id}; import the module that defines it (rhythm worker -m ...)"
+                )
+            _current.set(
+                CurrentExecution(row.id, row.function_name, row.type, row.queue, row.attempt,
+                                 row.max_retries, self.worker_id)
+            )
+            if row.type == "workflow":
+                result = await self._run_workflow(fn, row)
+                if result is _SUSPENDED:
+                    return
+            else:
+                result = await self._run_task(fn, row)
+            encoded = encode_result(row.function_name, result)
+        except asyncio.CancelledError:
+            if row.id not in self._cancel_requested:  # cancelled rows are already final
+                self._reporter.add(row, store.RELEASE)
+            return
+        except Exception as exc:
+            self._report_failure(fn, row, exc)
+        else:
+            self._reporter.add(row, store.COMPLETED, result=encoded)
+
+    async def _run_task(self, fn: Function[Any, Any], row: Claimed) -> Any:
+        if fn.is_async:
+            call = fn.fn(*row.args, **row.kwargs)
+        else:
+            assert self._loop is not None
+            context = contextvars.copy_context()
+            call = self._loop.run_in_executor(
+                self._threads, functools.partial(self._in_thread, context, fn.fn, row)
+            )
+        if row.timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(row.timeout) as scope:
+                return await call
+        except TimeoutError:
+            if scope.expired():
+                raise ExecutionTimeout(
+                    f"{row.function_name} exceeded its timeout of {row.timeout:g}s "
+                    f"(attempt {row.attempt})"
+                ) from None
+            raise
+
+    def _in_thread(self, context: contextvars.Context, fn: Any, row: Claimed) -> Any:
+        with self._busy_lock:
+            self._threads_busy += 1
+        try:
+            return context.run(fn, *row.args, **row.kwargs)
+        finally:
+            with self._busy_lock:
+                self._threads_busy -= 1
+
+    def _report_failure(self, fn: Function[Any, Any] | None, row: Claimed, exc: Exception) -> None:
+        error = error_document(exc, row.attempt)
+        final = (
+            fn is None
+            or row.type == "workflow"
+            or isinstance(exc, _FINAL_ERRORS)
+            or row.attempt > row.max_retries
+        )
+        if final:
+            self._reporter.add(row, store.FAILED, error=error)
+            return
+        delay = min(fn.retry_backoff * 2 ** (row.attempt - 1), fn.retry_backoff_max)
+        delay *= 1 + random.random() * 0.1  # spread retries of a failed batch; never shorter
+        self._reporter.add(row, store.RETRY, error=error, delay=delay)
+        self._wake_at(delay)
+
+    async def _run_workflow(self, fn: Function[Any, Any], row: Claimed) -> Any:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(store.HISTORY, (row.id,))
+            history = [store.ChildRecord(*r) for r in await cursor.fetchall()]
+        run = WorkflowRun(row.id, row.function_name, history)
+        try:
+            finished, result = await drive(run, fn.fn(*row.args, **row.kwargs))
+        except Exception:
+            if run.divergence is not None:
+                raise run.divergence from None
+            raise
+        if run.divergence is not None:  # raised inside the workflow, and swallowed by it
+            raise run.divergence
+        if finished:
+            missing = run.unrecorded_steps()
+            if missing:
+                raise ReplayDivergence(
+                    f"workflow {row.function_name} ({row.id}) diverged from its history: it "
+                    f"returned without reaching recorded step(s) {missing}"
+                )
+            return result
+        await self._pool_run(lambda conn: self._suspend(conn, row, run))
+        return _SUSPENDED
+
+    async def _pool_run(self, work: Any) -> None:
+        from .connections import RETRYABLE
+
+        for attempt in range(1, 6):
+            try:
+                async with self._pool.connection() as conn:
+                    await work(conn)
+                return
+            except RETRYABLE:
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.001 * attempt)
+
+    @staticmethod
+    async def _suspend(conn: psycopg.AsyncConnection[Any], row: Claimed, run: WorkflowRun) -> None:
+        async with conn.transaction():
+            cursor = await conn.execute(store.SUSPEND, (row.id, row.lease))
+            if await cursor.fetchone() is None:
+                log.warning("rhythm: workflow %s was taken over by another worker", row.id)
+                return
+            if run.new_children:
+                await conn.execute(store.INSERT, store.insert_params(run.new_children))
+            await conn.execute(store.SUSPEND_RECHECK, (row.id, run.awaited_steps))
+
+    # -- heartbeats, failover, notifications ----------------------------------------------
+
+    async def _heartbeat(self, status: str) -> None:
+        params = (self.worker_id, self.queues, socket.gethostname(), os.getpid(),
+                  self.concurrency, status)
+        await self._maint_conn.run(lambda conn: conn.execute(store.HEARTBEAT, params), attempts=3)
+
+    async def _maintain(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._heartbeat("active")
+                cursor = await self._maint_conn.run(
+                    lambda conn: conn.execute(store.DETECT_DEAD, (self.dead_after,)), attempts=3
+                )
+                row = await cursor.fetchone()
+                if row and (row[0] or row[1]):
+                    log.warning("rhythm: workers %s declared dead; %d execution(s) returned to pending",
+                                ", ".join(row[0] or []) or "(earlier)", row[1])
+            except psycopg.Error as exc:
+                log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
+
+    async def _listen(self, url: str, source: str) -> None:
+        listener = Connection(url, source, "listen")
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                conn = await listener.get()
+                await conn.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+                await conn.execute(f"LISTEN {store.CANCEL_CHANNEL}")
+                delay = 0.1
+                async for note in conn.notifies():
+                    self._on_notify(note.channel, note.payload)
+            except asyncio.CancelledError:
+                break
+            except psycopg.Error as exc:
+                log.warning("rhythm: notification listener lost (%s); polling meanwhile", exc)
+                await listener.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await listener.close()
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == store.NOTIFY_CHANNEL:
+            if payload in self.queues:
+                assert self._wake is not None
+                self._wake.set()
+        elif channel == store.CANCEL_CHANNEL:
+            task = self._inflight.get(payload)
+            if task is not None:
+                self._cancel_requested.add(payload)
+                task.cancel()
+
+    # -- stopping --------------------------------------------------------------------------
+
+    async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
+        self._stopping.set()
+        running = list(self._inflight.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            if late:
+                log.warning("rhythm: releasing %d execution(s) still running after %ss",
+                            len(late), self.shutdown_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+        await self._reporter.drain()
+        try:
+            await self._heartbeat("stopped")
+        except psycopg.Error as exc:
+            log.warning("rhythm: could not record the worker as stopped: %s", exc)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        self.lingering_threads = self._threads_busy
+        if self.lingering_threads:
+            log.warning("rhythm: %d sync function(s) still running in threads; their results "
+                        "will be discarded", self.lingering_threads)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        await self._pool.close()
+        for conn in (self._claim_conn, self._report_conn, self._maint_conn):
+            await conn.close()
+        log.info("rhythm: worker %s stopped", self.worker_id)
