@@ -1,0 +1,171 @@
+"""Fixtures: a real PostgreSQL database per test run, workers in threads and in processes.
+
+The database is ``RHYTHM_TEST_DATABASE_URL`` when set (a fresh database is created on that
+server and dropped at the end), else an embedded server started in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+import rhythm_core
+from rhythm_core import Worker, client
+from rhythm_core.migrations import ensure_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS test_runs (
+    seq bigserial PRIMARY KEY,
+    execution_id uuid,
+    function_name text,
+    attempt int,
+    worker_id text,
+    note text,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("RHYTHM_TEST_DATABASE_URL")
+    if not server_url:
+        from rhythm_core import embedded
+
+        server_url = embedded.start(
+            tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete", quiet=True
+        )
+    name = f"rhythm_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(server_url, dbname=name)
+    ensure_schema(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(RUNS_TABLE)
+    yield url
+    client.reset()
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if not os.environ.get("RHYTHM_TEST_DATABASE_URL"):
+        from rhythm_core import embedded
+
+        embedded.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the run's database, emptied before each test."""
+    monkeypatch.setenv("RHYTHM_DATABASE_URL", database_url)
+    rhythm_core.configure(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE executions, worker_heartbeats, test_runs")
+        yield conn
+
+
+@pytest.fixture
+def start_worker() -> Iterator[Callable[..., Worker]]:
+    """Start an in-process worker (in a thread) with test-friendly timings."""
+    workers: list[tuple[Worker, Any]] = []
+
+    def start(queues: str | list[str], **options: Any) -> Worker:
+        options.setdefault("poll_interval", 0.2)
+        options.setdefault("heartbeat_interval", 0.2)
+        options.setdefault("dead_after", 1.0)
+        options.setdefault("shutdown_timeout", 2.0)
+        worker = Worker(queues, **options)
+        workers.append((worker, worker.start_in_thread()))
+        return worker
+
+    yield start
+    for worker, thread in workers:
+        worker.stop()
+        thread.join(timeout=15)
+
+
+class WorkerProcess:
+    """A ``rhythm worker`` subprocess; its output goes to a log file shown on failure."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rhythm_core", "worker", *args],
+            cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+        )
+
+    def wait_started(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while b"claiming from" not in self.log.read_bytes():
+            assert self.proc.poll() is None, f"worker exited early:\n{self.output()}"
+            assert time.monotonic() < deadline, f"worker did not start:\n{self.output()}"
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._out.close()
+
+
+@pytest.fixture
+def spawn_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    procs: list[WorkerProcess] = []
+
+    def spawn(module: str, *queues: str, extra: list[str] | None = None) -> WorkerProcess:
+        args = ["-m", module]
+        for queue in queues:
+            args += ["-q", queue]
+        args += ["--heartbeat-interval", "0.2", "--dead-after", "1", "--poll-interval", "0.2"]
+        args += extra or []
+        env = {**os.environ, "RHYTHM_DATABASE_URL": database_url,
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        proc = WorkerProcess(args, tmp_path / f"worker-{len(procs)}.log", env)
+        procs.append(proc)
+        proc.wait_started()
+        return proc
+
+    yield spawn
+    for proc in procs:
+        proc.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s: {message or check}")
+        time.sleep(0.02)
+
+
+def runs(conn: psycopg.Connection[Any], note: str | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``test_runs`` (execution_id, function, attempt, worker, note, at) in order."""
+    sql = "SELECT execution_id::text, function_name, attempt, worker_id, note, at FROM test_runs"
+    if note is not None:
+        return conn.execute(sql + " WHERE note = %s ORDER BY seq", (note,)).fetchall()
+    return conn.execute(sql + " ORDER BY seq").fetchall()

@@ -1,0 +1,96 @@
+"""Replay-based workflows: sequential and parallel children, failures, divergence."""
+
+from __future__ import annotations
+
+import pytest
+
+import rhythm_core
+from rhythm_core import ExecutionFailed, NotInWorkflow
+
+from .apps import basic, workflows
+from .conftest import runs
+
+
+def children(db, parent_id: str) -> list[tuple]:
+    return db.execute(
+        "SELECT step, function_name, status, result FROM executions WHERE parent_id = %s "
+        "ORDER BY step",
+        (parent_id,),
+    ).fetchall()
+
+
+def test_sequential_and_parallel_children(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.pipeline.queue(3)
+    assert rhythm_core.wait(execution_id, timeout=20) == {"a": 6, "b": 12, "c": 14, "d": 52}
+    steps = children(db, execution_id)
+    assert [(s, r) for s, _, _, r in steps] == [(0, 6), (1, 12), (2, 14), (3, 52)]
+    assert all(status == "completed" for _, _, status, _ in steps)
+    # each child ran exactly once although the workflow was replayed several times
+    assert len(runs(db)) - sum(1 for r in runs(db) if r[1] == workflows.pipeline.name) == 4
+    row = db.execute("SELECT replays FROM executions WHERE id = %s", (execution_id,)).fetchone()
+    assert row is not None and row[0] >= 3
+
+
+def test_is_replaying_is_true_only_over_recorded_steps(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"])
+    rhythm_core.wait(workflows.pipeline.queue(1), timeout=20)
+    notes = [r[4] for r in runs(db) if r[1] == workflows.pipeline.name]
+    # the first pass has no history; every later pass starts by replaying
+    assert notes[0] == "start replaying=False"
+    starts = [n for n in notes if n.startswith("start")]
+    afters = [n for n in notes if n.startswith("after-a")]
+    assert starts == ["start replaying=False"] + ["start replaying=True"] * (len(starts) - 1)
+    # on the second pass, step 0 is the last recorded step: replay ends after it
+    assert afters[0] == "after-a replaying=False"
+    # later passes have more recorded steps after step 0, so they are still replaying
+    assert all(a == "after-a replaying=True" for a in afters[1:])
+
+
+def test_many_children_awaited_together(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"], concurrency=20)
+    execution_id = workflows.wide.queue(25)
+    assert rhythm_core.wait(execution_id, timeout=20) == sum(2 * i for i in range(25))
+    assert len(children(db, execution_id)) == 25
+
+
+def test_child_failure_can_be_caught(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.catches.queue()
+    result = rhythm_core.wait(execution_id, timeout=20)
+    assert result == "caught ValueError: expected failure; then 42"
+    assert [status for _, _, status, _ in children(db, execution_id)] == ["failed", "completed"]
+
+
+def test_uncaught_child_failure_fails_the_parent(start_worker) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.does_not_catch.queue()
+    with pytest.raises(ExecutionFailed) as raised:
+        rhythm_core.wait(execution_id, timeout=20)
+    assert raised.value.error_type == "ExecutionFailed"
+    assert "unhandled failure" in raised.value.error_message
+    assert rhythm_core.get_execution(execution_id).status == "failed"
+
+
+def test_replay_divergence_fails_with_the_step(start_worker) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.changes_its_mind.queue()
+    with pytest.raises(ExecutionFailed) as raised:
+        rhythm_core.wait(execution_id, timeout=20)
+    assert raised.value.error_type == "ReplayDivergence"
+    message = raised.value.error_message
+    assert "at step 0" in message
+    assert workflows.double.name in message and workflows.triple.name in message
+
+
+def test_workflow_as_a_child_of_a_workflow(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.nested.queue(1)
+    assert rhythm_core.wait(execution_id, timeout=20) == 21
+    (child,) = children(db, execution_id)
+    assert child[1] == workflows.pipeline.name
+
+
+def test_run_outside_a_workflow_is_refused() -> None:
+    with pytest.raises(NotInWorkflow, match=r"add\.queue"):
+        basic.add.run(1, 2)
