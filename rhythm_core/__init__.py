@@ -1,16 +1,16 @@
 """rhythm-core: durable tasks and replay-based workflows on PostgreSQL.
 
-    from rhythm_core import task, workflow, Worker
+from rhythm_core import task, workflow, Worker
 
-    @task(queue="default", retries=3, timeout=300)
-    def send_email(to: str) -> None: ...
+@task(queue="default", retries=3, timeout=300)
+def send_email(to: str) -> None: ...
 
-    @workflow
-    async def onboard(user: str) -> str:
-        await send_email.run(user)
-        return "done"
+@workflow
+async def onboard(user: str) -> str:
+    await send_email.run(user)
+    return "done"
 
-    execution_id = onboard.queue("ada@example.com")
+execution_id = onboard.queue("ada@example.com")
 """
 
 from .client import cancel, get_execution, get_execution_async, wait, wait_async

@@ -21,17 +21,37 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("migrate", help="create or upgrade the schema")
     worker = commands.add_parser("worker", help="run a worker")
-    worker.add_argument("-m", "--module", action="append", required=True, dest="modules",
-                        help="module defining tasks and workflows (repeatable)")
-    worker.add_argument("-q", "--queue", action="append", dest="queues",
-                        help="queue to claim from (repeatable; default: default)")
-    worker.add_argument("--concurrency", type=int, default=10,
-                        help="executions run at once (default 10)")
-    worker.add_argument("--shutdown-timeout", type=float, default=30.0,
-                        help="seconds a graceful stop waits for running executions (default 30)")
+    worker.add_argument(
+        "-m",
+        "--module",
+        action="append",
+        required=True,
+        dest="modules",
+        help="module defining tasks and workflows (repeatable)",
+    )
+    worker.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        dest="queues",
+        help="queue to claim from (repeatable; default: default)",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=10, help="executions run at once (default 10)"
+    )
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a graceful stop waits for running executions (default 30)",
+    )
     worker.add_argument("--heartbeat-interval", type=float, default=5.0)
-    worker.add_argument("--dead-after", type=float, default=30.0,
-                        help="seconds without a heartbeat before a worker is declared dead")
+    worker.add_argument(
+        "--dead-after",
+        type=float,
+        default=30.0,
+        help="seconds without a heartbeat before a worker is declared dead",
+    )
     worker.add_argument("--poll-interval", type=float, default=1.0)
     status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
     status.add_argument("id", nargs="?", help="execution id")
@@ -110,8 +130,10 @@ def _status(execution_id: str | None) -> int:
         workers: list[Any] = conn.execute(WORKERS).fetchall()
         print(f"\nactive workers: {len(workers)}")
         for worker_id, queues, concurrency, age in workers:
-            print(f"  {worker_id}  queues={','.join(queues)}  concurrency={concurrency}  "
-                  f"last heartbeat {age:.1f}s ago")
+            print(
+                f"  {worker_id}  queues={','.join(queues)}  concurrency={concurrency}  "
+                f"last heartbeat {age:.1f}s ago"
+            )
     return 0
 
 

@@ -123,7 +123,9 @@ def wait(execution_id: str, timeout: float | None = None) -> Any:
         if execution.finished:
             return _outcome(execution)
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"execution {execution_id} is still {execution.status} after {timeout}s")
+            raise TimeoutError(
+                f"execution {execution_id} is still {execution.status} after {timeout}s"
+            )
         time.sleep(delay)
         delay = _next_delay(delay)
 
@@ -137,7 +139,9 @@ async def wait_async(execution_id: str, timeout: float | None = None) -> Any:
         if execution.finished:
             return _outcome(execution)
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"execution {execution_id} is still {execution.status} after {timeout}s")
+            raise TimeoutError(
+                f"execution {execution_id} is still {execution.status} after {timeout}s"
+            )
         await asyncio.sleep(delay)
         delay = _next_delay(delay)
 

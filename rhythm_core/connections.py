@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -53,16 +54,18 @@ class Connection:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if attempts is not None and tries >= attempts:
                     raise
-                log.warning("rhythm: %s connection failed (%s); retrying in %.1fs",
-                            self.purpose, str(exc).strip().splitlines()[0] if str(exc) else exc, delay)
+                log.warning(
+                    "rhythm: %s connection failed (%s); retrying in %.1fs",
+                    self.purpose,
+                    str(exc).strip().splitlines()[0] if str(exc) else exc,
+                    delay,
+                )
                 await self.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 await self._conn.close()
-            except psycopg.Error:
-                pass
             self._conn = None

@@ -23,7 +23,10 @@ def configure(database_url: str | None) -> None:
 
 
 def resolve_database_url(explicit: str | None = None) -> tuple[str, str]:
-    """Return ``(url, source)``: explicit > :func:`configure` > ``RHYTHM_DATABASE_URL`` > embedded."""
+    """Return ``(url, source)``.
+
+    Precedence: explicit > :func:`configure` > ``RHYTHM_DATABASE_URL`` > the embedded server.
+    """
     if explicit:
         return explicit, "database_url"
     if _configured_url:

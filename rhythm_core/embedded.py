@@ -24,7 +24,9 @@ def default_data_dir() -> Path:
     return Path(base) / "rhythm" / "pgdata"
 
 
-def start(data_dir: Path | None = None, *, cleanup_mode: str | None = "stop", quiet: bool = False) -> str:
+def start(
+    data_dir: Path | None = None, *, cleanup_mode: str | None = "stop", quiet: bool = False
+) -> str:
     """Start (or join) the embedded server in ``data_dir`` and return its connection URL.
 
     ``cleanup_mode="stop"`` stops the server when the last process using it exits;
@@ -38,7 +40,9 @@ def start(data_dir: Path | None = None, *, cleanup_mode: str | None = "stop", qu
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
             import pgserver
 
-            server = pgserver.get_server(path, cleanup_mode=cleanup_mode)
+            server = pgserver.get_server(  # type: ignore[attr-defined]
+                path, cleanup_mode=cleanup_mode
+            )
         _servers[path] = server
         if not quiet:
             print(

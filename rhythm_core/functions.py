@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from .errors import ConfigError, NotInWorkflow
 from .replay import current_workflow
 from .serialization import encode_call
 from .store import NewExecution
+from .validate import number
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 REGISTRY: dict[str, Function[Any, Any]] = {}
-
-
-def _positive_number(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return value
 
 
 class Function(Generic[P, R]):
@@ -44,15 +37,14 @@ class Function(Generic[P, R]):
     ) -> None:
         if not isinstance(queue, str) or not queue:
             raise ConfigError(f"queue must be a non-empty string, got {queue!r}")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
+        number("retries", retries, integer=True)
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.queue_name = queue
         self.retries = retries
-        self.timeout = _positive_number("timeout", timeout, allow_none=True)
-        self.retry_backoff = _positive_number("retry_backoff", retry_backoff, allow_zero=True)
-        self.retry_backoff_max = _positive_number("retry_backoff_max", retry_backoff_max, allow_zero=True)
+        self.timeout = number("timeout", timeout, above=True, optional=True)
+        self.retry_backoff = number("retry_backoff", retry_backoff)
+        self.retry_backoff_max = number("retry_backoff_max", retry_backoff_max)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -99,7 +91,9 @@ class Function(Generic[P, R]):
         await insert_async([row])
         return row.id
 
-    def queue_many(self, calls: Iterable[tuple[Any, ...] | tuple[tuple[Any, ...], dict[str, Any]]]) -> list[str]:
+    def queue_many(
+        self, calls: Iterable[tuple[Any, ...] | tuple[tuple[Any, ...], dict[str, Any]]]
+    ) -> list[str]:
         """Enqueue many calls in one round trip; each item is an args tuple or ``(args, kwargs)``.
 
         All calls are validated before anything is written.
@@ -110,7 +104,13 @@ class Function(Generic[P, R]):
         insert(rows)
         return [row.id for row in rows]
 
-    def run(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+    @overload
+    def run(
+        self: Function[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]: ...
+    @overload
+    def run(self: Function[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]: ...
+    def run(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Inside a workflow: run this function as a durable child step and await its result."""
         run = current_workflow()
         if run is None:

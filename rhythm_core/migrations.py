@@ -7,6 +7,7 @@ workers starting together never race. Applied versions are kept in ``rhythm_migr
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import psycopg
 
@@ -73,7 +74,7 @@ _done: set[str] = set()
 _lock = threading.Lock()
 
 
-def migrate(conn: psycopg.Connection[object]) -> list[int]:
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
     """Apply the migrations this database lacks; return the versions applied."""
     applied: list[int] = []
     with conn.transaction():

@@ -55,7 +55,9 @@ class WorkflowRun:
         self.version = 0
         self.blocked = asyncio.Event()
 
-    def call(self, fn: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def call(
+        self, fn: Function[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
         """Take the next step for ``fn(*args, **kwargs)`` and return what awaiting it yields."""
         step = self.next_step
         self.next_step += 1

@@ -4,6 +4,7 @@ out together in the next one (group commit), so batches grow with load and laten
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import psycopg
@@ -40,12 +41,12 @@ class Reporter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._connection.run(lambda conn: self._write(conn, batch))
+                await self._connection.run(functools.partial(self._write, batch=batch))
         finally:
             self._flushing = None
 
     @staticmethod
-    async def _write(conn: psycopg.AsyncConnection[Any], batch: list[Outcome]) -> None:
+    async def _write(conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
         columns = tuple(list(column) for column in zip(*batch, strict=True))
         params = columns[:6]
         parents = sorted({o[6] for o in batch if o[6] and o[2] in (store.COMPLETED, store.FAILED)})

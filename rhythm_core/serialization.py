@@ -29,7 +29,9 @@ def _describe(what: str, value: Any, exc: Exception) -> SerializationError:
     )
 
 
-def encode_call(function_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
+def encode_call(
+    function_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[str, str]:
     """Encode a call's arguments, or raise naming the argument that cannot be stored."""
     try:
         return _dumps(list(args)), _dumps(dict(kwargs))

@@ -81,16 +81,22 @@ class Claimed:
     parent_id: str | None
 
 
+# One index scan per queue (a LATERAL per name keeps the claim index ordered, where
+# ``queue = ANY(...)`` would sort every pending row), then the oldest across queues.
 CLAIM = """
 UPDATE executions e
 SET status = 'running', worker_id = %s, claimed_at = now(), lease = e.lease + 1,
     replays = e.replays + CASE WHEN e.type = 'workflow' THEN 1 ELSE 0 END
 FROM (
-    SELECT id FROM executions
-    WHERE status = 'pending' AND queue = ANY(%s) AND scheduled_at <= now()
-    ORDER BY scheduled_at
+    SELECT c.id FROM unnest(%s::text[]) AS q(name), LATERAL (
+        SELECT id, scheduled_at FROM executions
+        WHERE status = 'pending' AND queue = q.name AND scheduled_at <= now()
+        ORDER BY scheduled_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    ) c
+    ORDER BY c.scheduled_at
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
 ) c
 WHERE e.id = c.id
 RETURNING e.id::text, e.type, e.function_name, e.queue, e.args, e.kwargs, e.attempt,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -51,7 +51,7 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
     """Draw the tree rooted at ``nodes[0]``: name, status, attempts, start offset, duration, bar."""
     if not nodes:
         return ""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     children: dict[str | None, list[Node]] = {}
     for node in nodes[1:]:
         children.setdefault(node.parent_id, []).append(node)
@@ -67,8 +67,11 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
         kids = sorted(children.get(node.id, []), key=lambda n: (n.step or 0, n.created_at))
         for i, kid in enumerate(kids):
             last = i == len(kids) - 1
-            walk(kid, prefix + ("" if not branch else ("   " if branch == "└─ " else "│  ")),
-                 "└─ " if last else "├─ ")
+            walk(
+                kid,
+                prefix + ("" if not branch else ("   " if branch == "└─ " else "│  ")),
+                "└─ " if last else "├─ ",
+            )
 
     walk(root, "", "")
     name_width = max(len(label) for label, _ in rows)
@@ -78,8 +81,10 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
         duration = ((node.completed_at or now) - node.created_at).total_seconds()
         left = int(offset / total * width)
         bar = " " * left + "█" * max(1, round(duration / total * width))
-        line = (f"{label:<{name_width}}  {node.status:<9}  attempts {node.attempt:<2}  "
-                f"+{_ms(offset):>7}  {_ms(duration):>7}  |{bar[:width]:<{width}}|")
+        line = (
+            f"{label:<{name_width}}  {node.status:<9}  attempts {node.attempt:<2}  "
+            f"+{_ms(offset):>7}  {_ms(duration):>7}  |{bar[:width]:<{width}}|"
+        )
         if node.error_type and node.status != "completed":
             line += f"  {node.error_type}: {node.error_message}"
         elif node.error_type:

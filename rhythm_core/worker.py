@@ -4,6 +4,7 @@ recovers executions of dead workers, and stops without losing anything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -38,6 +39,7 @@ from .replay import WorkflowRun, drive
 from .reporter import Reporter
 from .serialization import encode, encode_result
 from .store import Claimed
+from .validate import number
 
 log = logging.getLogger("rhythm.worker")
 
@@ -45,14 +47,6 @@ _SUSPENDED = object()
 # Errors a retry cannot fix: the execution fails at once whatever its retries.
 _FINAL_ERRORS = (UnknownFunction, SerializationError, ReplayDivergence)
 _TRACEBACK_LIMIT = 8000
-
-
-def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"Worker {name} must be {kind} >= {minimum}, got {value!r}")
-    return value
 
 
 def error_document(exc: BaseException, attempt: int) -> str:
@@ -99,18 +93,20 @@ class Worker:
         self.queues = [queues] if isinstance(queues, str) else list(queues)
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
             raise ConfigError(f"Worker queues must be non-empty strings, got {queues!r}")
-        self.concurrency = _number("concurrency", concurrency, minimum=1, integer=True)
-        self.poll_interval = _number("poll_interval", poll_interval, minimum=0.001)
-        self.heartbeat_interval = _number("heartbeat_interval", heartbeat_interval, minimum=0.01)
-        self.dead_after = _number("dead_after", dead_after, minimum=0.01)
+        self.concurrency = number("Worker concurrency", concurrency, minimum=1, integer=True)
+        self.poll_interval = number("Worker poll_interval", poll_interval, above=True)
+        self.heartbeat_interval = number(
+            "Worker heartbeat_interval", heartbeat_interval, above=True
+        )
+        self.dead_after = number("Worker dead_after", dead_after, above=True)
         if self.dead_after <= self.heartbeat_interval:
             raise ConfigError(
                 f"Worker dead_after ({dead_after}) must exceed heartbeat_interval "
                 f"({heartbeat_interval}), or live workers would be declared dead"
             )
-        self.shutdown_timeout = _number("shutdown_timeout", shutdown_timeout, minimum=0)
-        self.claim_batch = _number(
-            "claim_batch", claim_batch or min(self.concurrency, 500), minimum=1, integer=True
+        self.shutdown_timeout = number("Worker shutdown_timeout", shutdown_timeout)
+        self.claim_batch = number(
+            "Worker claim_batch", claim_batch or min(self.concurrency, 100), minimum=1, integer=True
         )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._database_url = database_url
@@ -147,7 +143,9 @@ class Worker:
                 ready.set()
                 raise
 
-        thread = threading.Thread(target=target, name=f"rhythm-worker-{self.worker_id}", daemon=True)
+        thread = threading.Thread(
+            target=target, name=f"rhythm-worker-{self.worker_id}", daemon=True
+        )
         thread.start()
         ready.wait()
         if errors:
@@ -179,7 +177,10 @@ class Worker:
         self._maint_conn = Connection(url, source, "heartbeat")
         await self._claim_conn.get()  # fail fast, in one line, if the database is unreachable
         self._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=min(4, self.concurrency), open=False,
+            url,
+            min_size=1,
+            max_size=min(4, self.concurrency),
+            open=False,
             kwargs={"autocommit": True},
         )
         await self._pool.open()
@@ -193,8 +194,12 @@ class Worker:
             loop.create_task(self._listen(url, source)),
             loop.create_task(self._maintain()),
         ]
-        log.info("rhythm: worker %s claiming from %s (concurrency %d)",
-                 self.worker_id, ", ".join(self.queues), self.concurrency)
+        log.info(
+            "rhythm: worker %s claiming from %s (concurrency %d)",
+            self.worker_id,
+            ", ".join(self.queues),
+            self.concurrency,
+        )
         if ready is not None:
             ready.set()
         try:
@@ -225,7 +230,7 @@ class Worker:
                 continue
             self._wake.clear()
             asked = min(free, self.claim_batch)
-            rows = await self._claim_conn.run(lambda conn: self._claim(conn, asked))
+            rows = await self._claim_conn.run(functools.partial(self._claim, limit=asked))
             if self._stopping.is_set():
                 for row in rows:
                     self._reporter.add(row, store.RELEASE)
@@ -233,13 +238,11 @@ class Worker:
             for row in rows:
                 self._start(row)
             if len(rows) < asked:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> list[Claimed]:
-        cursor = await conn.execute(store.CLAIM, (self.worker_id, self.queues, limit))
+        cursor = await conn.execute(store.CLAIM, (self.worker_id, self.queues, limit, limit))
         return [Claimed(*row) for row in await cursor.fetchall()]
 
     def _start(self, row: Claimed) -> None:
@@ -269,8 +272,15 @@ class Worker:
                     f"{self.worker_id}; import the module that defines it (rhythm worker -m ...)"
                 )
             _current.set(
-                CurrentExecution(row.id, row.function_name, row.type, row.queue, row.attempt,
-                                 row.max_retries, self.worker_id)
+                CurrentExecution(
+                    row.id,
+                    row.function_name,
+                    row.type,
+                    row.queue,
+                    row.attempt,
+                    row.max_retries,
+                    self.worker_id,
+                )
             )
             if row.type == "workflow":
                 result = await self._run_workflow(fn, row)
@@ -327,7 +337,7 @@ class Worker:
             or isinstance(exc, _FINAL_ERRORS)
             or row.attempt > row.max_retries
         )
-        if final:
+        if fn is None or final:
             self._reporter.add(row, store.FAILED, error=error)
             return
         delay = min(fn.retry_backoff * 2 ** (row.attempt - 1), fn.retry_backoff_max)
@@ -386,8 +396,14 @@ class Worker:
     # -- heartbeats, failover, notifications ----------------------------------------------
 
     async def _heartbeat(self, status: str) -> None:
-        params = (self.worker_id, self.queues, socket.gethostname(), os.getpid(),
-                  self.concurrency, status)
+        params = (
+            self.worker_id,
+            self.queues,
+            socket.gethostname(),
+            os.getpid(),
+            self.concurrency,
+            status,
+        )
         await self._maint_conn.run(lambda conn: conn.execute(store.HEARTBEAT, params), attempts=3)
 
     async def _maintain(self) -> None:
@@ -400,8 +416,11 @@ class Worker:
                 )
                 row = await cursor.fetchone()
                 if row and (row[0] or row[1]):
-                    log.warning("rhythm: workers %s declared dead; %d execution(s) returned to pending",
-                                ", ".join(row[0] or []) or "(earlier)", row[1])
+                    log.warning(
+                        "rhythm: workers %s declared dead; %d execution(s) returned to pending",
+                        ", ".join(row[0] or []) or "(earlier)",
+                        row[1],
+                    )
             except psycopg.Error as exc:
                 log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
 
@@ -444,8 +463,11 @@ class Worker:
         if running:
             _, late = await asyncio.wait(running, timeout=self.shutdown_timeout)
             if late:
-                log.warning("rhythm: releasing %d execution(s) still running after %ss",
-                            len(late), self.shutdown_timeout)
+                log.warning(
+                    "rhythm: releasing %d execution(s) still running after %ss",
+                    len(late),
+                    self.shutdown_timeout,
+                )
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
@@ -459,8 +481,11 @@ class Worker:
         await asyncio.gather(*background, return_exceptions=True)
         self.lingering_threads = self._threads_busy
         if self.lingering_threads:
-            log.warning("rhythm: %d sync function(s) still running in threads; their results "
-                        "will be discarded", self.lingering_threads)
+            log.warning(
+                "rhythm: %d sync function(s) still running in threads; their results "
+                "will be discarded",
+                self.lingering_threads,
+            )
         self._threads.shutdown(wait=False, cancel_futures=True)
         await self._pool.close()
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):

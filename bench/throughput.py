@@ -1,0 +1,176 @@
+"""End-to-end throughput of no-op tasks through one worker process, and claim latency.
+
+    python -m bench.throughput [--tasks 20000] [--concurrency 100] [--rounds 3]
+
+Uses ``RHYTHM_DATABASE_URL``'s server (a scratch database on it) or the embedded PostgreSQL.
+For each round: enqueue the tasks, start a worker in this process, time until all are
+completed. Claim latency is the round trip of each batch claim statement the worker makes;
+pickup latency is enqueue-to-claim and enqueue-to-completion (database clock) of single tasks
+sent one at a time to an idle worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+import rhythm_core
+from rhythm_core import Worker, client
+
+from .common import machine, median, percentile, scratch_database
+from .noop_tasks import noop_async, noop_sync
+
+
+class TimedWorker(Worker):
+    """A worker that records how long each claim statement takes."""
+
+    claim_seconds: list[float]
+
+    async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> Any:
+        began = time.perf_counter()
+        rows = await super()._claim(conn, limit)
+        if rows:
+            self.claim_seconds.append(time.perf_counter() - began)
+        return rows
+
+
+async def drain(url: str, queue: str, total: int, concurrency: int) -> tuple[float, list[float]]:
+    worker = TimedWorker(queue, concurrency=concurrency, database_url=url, poll_interval=0.05)
+    worker.claim_seconds = []
+    runner = asyncio.ensure_future(worker.run_async())
+    began = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM executions WHERE status = 'completed' AND queue = %s",
+                (queue,),
+            )
+            row = await cursor.fetchone()
+            if row and row[0] >= total:
+                break
+            if runner.done():
+                runner.result()
+            await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - began
+    worker.stop()
+    await runner
+    return elapsed, worker.claim_seconds
+
+
+def enqueue(fn: Any, total: int) -> float:
+    began = time.perf_counter()
+    for start in range(0, total, 1000):
+        fn.queue_many([()] * min(1000, total - start))
+    return time.perf_counter() - began
+
+
+async def pickup_latency(url: str, samples: int) -> list[tuple[float, float]]:
+    """(created -> claimed, created -> completed) in seconds, by the database's clock, for
+    single tasks enqueued one at a time to an idle worker."""
+    worker = Worker("bench", concurrency=10, database_url=url)
+    runner = asyncio.ensure_future(worker.run_async())
+    await asyncio.sleep(0.2)
+    ids = []
+    for _ in range(samples):
+        execution_id = await noop_async.queue_async()
+        await rhythm_core.wait_async(execution_id)
+        ids.append(execution_id)
+    worker.stop()
+    await runner
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT extract(epoch FROM claimed_at - created_at)::float8,"
+            " extract(epoch FROM completed_at - created_at)::float8"
+            " FROM executions WHERE id = ANY(%s::uuid[])",
+            (ids,),
+        )
+        return [(float(a), float(b)) for a, b in await cursor.fetchall()]
+
+
+async def isolated_claims(url: str, batch: int, samples: int) -> list[float]:
+    """Claim statement round trips of ``batch`` rows each, with nothing else running."""
+    worker = TimedWorker("bench", database_url=url)
+    worker.claim_seconds = []
+    noop_async.queue_many([()] * (batch * samples))
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(samples):
+            await worker._claim(conn, batch)
+    return worker.claim_seconds
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE executions")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--concurrency", default="50,100,200",
+                        help="comma-separated worker concurrency values to compare")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pickup-samples", type=int, default=200)
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    print(f"machine: {machine()}")
+    rows = []
+    with scratch_database() as url:
+        rhythm_core.configure(url)
+        for concurrency in levels:
+            rates: dict[str, list[float]] = {"async": [], "sync": []}
+            claims: list[float] = []
+            for round_no in range(1, args.rounds + 1):
+                for kind, fn in (("async", noop_async), ("sync", noop_sync)):
+                    truncate(url)
+                    enqueued = enqueue(fn, args.tasks)
+                    elapsed, claim_seconds = asyncio.run(
+                        drain(url, fn.queue_name, args.tasks, concurrency)
+                    )
+                    rates[kind].append(args.tasks / elapsed)
+                    claims.extend(claim_seconds)
+                    print(f"concurrency {concurrency} round {round_no} {kind:>5}: enqueue "
+                          f"{args.tasks / enqueued:,.0f}/s, run {args.tasks / elapsed:,.0f}/s",
+                          file=sys.stderr, flush=True)
+            rows.append((concurrency, median(rates["async"]), median(rates["sync"]),
+                         percentile(claims, 0.5), percentile(claims, 0.99)))
+        isolated = []
+        for batch in (1, 10, 100):
+            truncate(url)
+            seconds = asyncio.run(isolated_claims(url, batch, 300))
+            isolated.append((batch, percentile(seconds, 0.5), percentile(seconds, 0.99)))
+        truncate(url)
+        client.reset()
+        pickups = asyncio.run(pickup_latency(url, args.pickup_samples))
+        client.reset()
+
+    print(f"\n{args.tasks} no-op tasks, one worker process, medians of {args.rounds} rounds\n")
+    print("| concurrency | async tasks/s | sync tasks/s | claim p50 under load "
+          "| claim p99 under load |")
+    print("|---:|---:|---:|---:|---:|")
+    for concurrency, rate_async, rate_sync, p50, p99 in rows:
+        print(f"| {concurrency} | {rate_async:,.0f} | {rate_sync:,.0f} | {ms(p50)} | {ms(p99)} |")
+    print("\n| claim batch (idle database) | p50 | p99 |")
+    print("|---:|---:|---:|")
+    for batch, p50, p99 in isolated:
+        print(f"| {batch} | {ms(p50)} | {ms(p99)} |")
+    claimed = [c for c, _ in pickups]
+    completed = [d for _, d in pickups]
+    print(f"\nidle worker, {len(pickups)} single tasks (database clock): enqueue to claim "
+          f"p50 {ms(percentile(claimed, 0.5))}, p99 {ms(percentile(claimed, 0.99))}; "
+          f"enqueue to completed p50 {ms(percentile(completed, 0.5))}, "
+          f"p99 {ms(percentile(completed, 0.99))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Bad input gets a clear error that names it, and loses nothing."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import rhythm_core
+from rhythm_core import ConfigError, ExecutionFailed, SerializationError, Worker, task, workflow
+
+from .apps import basic
+from .conftest import ROOT
+
+
+def count(db) -> int:
+    row = db.execute("SELECT count(*) FROM executions").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        ((object(),), {}, "cannot serialise argument 0 of tests.apps.basic.add of type object"),
+        ((1,), {"b": {1, 2}}, "keyword argument 'b'"),
+        ((math.nan, 1), {}, "argument 0"),
+        (("a\x00b", 1), {}, "NUL character"),
+    ],
+    ids=["object", "set-kwarg", "nan", "nul"],
+)
+def test_unserialisable_arguments_fail_at_enqueue_and_write_nothing(
+    db, args, kwargs, named
+) -> None:
+    with pytest.raises(SerializationError) as raised:
+        basic.add.queue(*args, **kwargs)
+    assert named in str(raised.value)
+    assert count(db) == 0
+
+
+def test_queue_many_writes_nothing_if_one_call_is_bad(db) -> None:
+    with pytest.raises(SerializationError, match="argument 1"):
+        basic.add.queue_many([(1, 2), (3, object())])
+    assert count(db) == 0
+
+
+def test_unknown_function_fails_that_execution_and_the_worker_goes_on(start_worker, db) -> None:
+    bogus = str(uuid.uuid4())
+    db.execute(
+        "INSERT INTO executions (id, type, function_name, queue, max_retries) "
+        "VALUES (%s, 'task', 'nowhere.missing_function', 'basic', 5)",
+        (bogus,),
+    )
+    start_worker("basic")
+    with pytest.raises(ExecutionFailed) as raised:
+        rhythm_core.wait(bogus, timeout=10)
+    assert raised.value.error_type == "UnknownFunction"
+    assert "nowhere.missing_function" in raised.value.error_message
+    assert rhythm_core.get_execution(bogus).attempt == 1  # not retried: a retry cannot help
+    assert rhythm_core.wait(basic.add.queue(1, 1), timeout=10) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nobody:secret@127.0.0.1:{port}/nothing",
+        "this is :: not a database url",
+        "postgresql://postgres@127.0.0.1:5432/db?sslmode=bogus",
+    ],
+    ids=["unreachable", "malformed", "bad-option"],
+)
+@pytest.mark.parametrize("command", [["migrate"], ["status"], ["worker", "-m", "tests.apps.basic"]])
+def test_bad_database_url_is_one_line_naming_it(url, command) -> None:
+    env = {**os.environ, "RHYTHM_DATABASE_URL": url.format(port=_free_port())}
+    done = subprocess.run(
+        [sys.executable, "-m", "rhythm_core", *command],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("rhythm: error: cannot connect to RHYTHM_DATABASE_URL")
+    assert "Traceback" not in done.stderr
+    assert "secret" not in done.stderr  # passwords are masked
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": "8"}, "concurrency"),
+        ({"poll_interval": -1}, "poll_interval"),
+        ({"shutdown_timeout": "soon"}, "shutdown_timeout"),
+        ({"heartbeat_interval": 5, "dead_after": 2}, "dead_after"),
+    ],
+)
+def test_bad_worker_options_name_the_key(options, key) -> None:
+    with pytest.raises(ConfigError, match=key):
+        Worker("default", **options)
+
+
+def test_bad_worker_queues_are_refused() -> None:
+    with pytest.raises(ConfigError, match="queues"):
+        Worker([""])
+
+
+def test_bad_decorator_arguments_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="retries"):
+        task(retries=-1)(lambda: None)
+    with pytest.raises(ConfigError, match="timeout"):
+        task(timeout=0)(lambda: None)
+    with pytest.raises(ConfigError, match="queue"):
+        task(queue="")(lambda: None)
+
+    def not_async() -> None: ...
+
+    with pytest.raises(ConfigError, match="async"):
+        workflow(not_async)
+
+
+def test_two_functions_with_one_name_are_refused() -> None:
+    def first() -> None: ...
+
+    def second() -> None: ...
+
+    task(name="tests.duplicate")(first)
+    with pytest.raises(ConfigError, match=r"tests\.duplicate"):
+        task(name="tests.duplicate")(second)

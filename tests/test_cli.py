@@ -1,0 +1,76 @@
+"""The ``rhythm`` command: migrate, status, demo, and the embedded database default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import rhythm_core
+
+from .apps import basic
+from .conftest import ROOT
+
+
+def rhythm(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "rhythm_core", *args],
+        cwd=ROOT, env=env or dict(os.environ), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_migrate_is_idempotent() -> None:
+    done = rhythm("migrate")
+    assert done.returncode == 0, done.stderr
+    assert "none (up to date)" in done.stdout
+
+
+def test_status_shows_queue_depths_and_workers(start_worker) -> None:
+    basic.add.queue_many([(1, 1)] * 3)
+    done = rhythm("status")
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("basic"))
+    assert line.split()[1:] == ["3", "0", "0", "0", "0", "0"]
+    assert "active workers: 0" in done.stdout
+    start_worker("other")
+    assert "active workers: 1" in rhythm("status").stdout
+
+
+def test_status_of_one_execution_draws_its_tree(start_worker) -> None:
+    start_worker("basic")
+    execution_id = basic.flaky.queue(1)
+    rhythm_core.wait(execution_id, timeout=15)
+    done = rhythm("status", execution_id)
+    assert done.returncode == 0, done.stderr
+    assert "task tests.apps.basic.flaky  completed  attempts 2" in done.stdout
+    assert "retried after RuntimeError" in done.stdout
+    assert "result: 2" in done.stdout
+
+
+def test_status_of_unknown_execution_is_a_clear_error() -> None:
+    done = rhythm("status", "1234")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "rhythm: error: '1234' is not an execution id (a UUID)"
+
+
+def test_demo_runs_a_workflow_and_prints_its_tree() -> None:
+    done = rhythm("demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "workflow rhythm_core.demo.process_order  completed" in out
+    assert out.count("task rhythm_core.demo.reserve_item") == 3
+    charge = next(x for x in out.splitlines() if "charge_card" in x)
+    assert "completed  attempts 2" in charge and "retried after ConnectionError" in charge
+    assert "'receipt': 'receipt for order-1001 (ch_order-1001) sent'" in out
+
+
+def test_embedded_postgres_is_used_when_no_url_is_set(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RHYTHM_DATABASE_URL"}
+    env["RHYTHM_EMBEDDED_DIR"] = str(tmp_path / "pgdata")
+    done = rhythm("migrate", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "using the embedded PostgreSQL in" in done.stderr
+    assert str(tmp_path / "pgdata") in done.stderr
+    assert "applied 1" in done.stdout
+    again = rhythm("migrate", env=env)
+    assert "none (up to date)" in again.stdout
