@@ -60,16 +60,35 @@ def reset() -> None:
     _async.clear()
 
 
-def insert(rows: list[NewExecution]) -> None:
-    if not rows:
-        return
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _execute(query: str, params: Any) -> psycopg.Cursor[Any]:
+    """Run one idempotent statement; reconnect and retry once if the connection was lost."""
     with _lock:
-        _sync_connection().execute(store.INSERT, store.insert_params(rows))
+        try:
+            return _sync_connection().execute(query, params)
+        except _LOST:
+            _sync_connection().close()
+            return _sync_connection().execute(query, params)
+
+
+async def _execute_async(query: str, params: Any) -> psycopg.AsyncCursor[Any]:
+    try:
+        return await (await _async_connection()).execute(query, params)
+    except _LOST:
+        await (await _async_connection()).close()
+        return await (await _async_connection()).execute(query, params)
+
+
+def insert(rows: list[NewExecution]) -> None:
+    if rows:
+        _execute(store.INSERT, store.insert_params(rows))
 
 
 async def insert_async(rows: list[NewExecution]) -> None:
     if rows:
-        await (await _async_connection()).execute(store.INSERT, store.insert_params(rows))
+        await _execute_async(store.INSERT, store.insert_params(rows))
 
 
 def _to_execution(execution_id: str, row: tuple[Any, ...] | None) -> Execution:
@@ -90,15 +109,13 @@ def _check_id(execution_id: str) -> str:
 def get_execution(execution_id: str) -> Execution:
     """Read one execution's current state."""
     execution_id = _check_id(execution_id)
-    with _lock:
-        row = _sync_connection().execute(store.GET, (execution_id,)).fetchone()
-    return _to_execution(execution_id, row)
+    return _to_execution(execution_id, _execute(store.GET, (execution_id,)).fetchone())
 
 
 async def get_execution_async(execution_id: str) -> Execution:
     execution_id = _check_id(execution_id)
-    row = await (await _async_connection()).execute(store.GET, (execution_id,))
-    return _to_execution(execution_id, await row.fetchone())
+    cursor = await _execute_async(store.GET, (execution_id,))
+    return _to_execution(execution_id, await cursor.fetchone())
 
 
 def _outcome(execution: Execution) -> Any:

@@ -37,16 +37,22 @@ class Connection:
         work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
         *,
         attempts: int | None = None,
+        after_reconnect: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
     ) -> T:
         """Run ``work(conn)``; on lost connections and deadlocks, retry with backoff.
 
         ``attempts=None`` retries until it succeeds (used where giving up would lose data).
+        ``after_reconnect`` runs on a new connection before ``work`` is tried again.
         """
-        delay, tries = 0.05, 0
+        delay, tries, lost = 0.05, 0, False
         while True:
             tries += 1
             try:
-                return await work(await self.get())
+                conn = await self.get()
+                if lost and after_reconnect is not None:
+                    await after_reconnect(conn)
+                lost = False
+                return await work(conn)
             except RETRYABLE:
                 if attempts is not None and tries >= attempts:
                     raise
@@ -61,6 +67,7 @@ class Connection:
                     delay,
                 )
                 await self.close()
+                lost = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

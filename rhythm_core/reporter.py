@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any
 
 import psycopg
 
 from . import store
 from .connections import Connection
+from .serialization import encode
 from .store import Claimed
+
+log = logging.getLogger("rhythm.worker")
 
 # (id, lease, kind, result json, error json, delay seconds, parent id)
 Outcome = tuple[str, int, str, str | None, str | None, float, str | None]
@@ -22,7 +26,6 @@ class Reporter:
         self._connection = connection
         self._pending: list[Outcome] = []
         self._flushing: asyncio.Task[None] | None = None
-        self.written = 0
 
     def add(
         self,
@@ -41,9 +44,37 @@ class Reporter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._connection.run(functools.partial(self._write, batch=batch))
+                try:
+                    await self._connection.run(functools.partial(self._write, batch=batch))
+                except Exception as exc:  # lost connections are retried inside run()
+                    log.error(
+                        "rhythm: writing %d outcome(s) failed (%s); writing them one by one",
+                        len(batch),
+                        exc,
+                    )
+                    await self._write_singly(batch)
         finally:
             self._flushing = None
+
+    async def _write_singly(self, batch: list[Outcome]) -> None:
+        """Isolate the outcome the database refuses, and record it as a failure instead."""
+        for outcome in batch:
+            try:
+                await self._connection.run(functools.partial(self._write, batch=[outcome]))
+                continue
+            except Exception as exc:
+                failure = encode(
+                    {
+                        "type": "OutcomeNotStored",
+                        "message": f"the database refused the outcome "
+                        f"({outcome[2]}) of this execution: {str(exc).strip()[:500]}",
+                    }
+                )
+            stored = (*outcome[:2], store.FAILED, None, failure, 0.0, outcome[6])
+            try:
+                await self._connection.run(functools.partial(self._write, batch=[stored]))
+            except Exception:
+                log.exception("rhythm: could not record the outcome of execution %s", outcome[0])
 
     @staticmethod
     async def _write(conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:

@@ -15,10 +15,18 @@ from .errors import SerializationError
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
+_UNSERIALISABLE = (TypeError, ValueError, RecursionError)
+
+
 def _dumps(value: Any) -> str:
     text = _encoder.encode(value)
     if "\\u0000" in text:
         raise ValueError("strings may not contain the NUL character (\\u0000)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
     return text
 
 
@@ -35,17 +43,17 @@ def encode_call(
     """Encode a call's arguments, or raise naming the argument that cannot be stored."""
     try:
         return _dumps(list(args)), _dumps(dict(kwargs))
-    except (TypeError, ValueError):
+    except _UNSERIALISABLE:
         pass
     for index, value in enumerate(args):
         try:
             _dumps(value)
-        except (TypeError, ValueError) as exc:
+        except _UNSERIALISABLE as exc:
             raise _describe(f"argument {index} of {function_name}", value, exc) from exc
     for key, value in kwargs.items():
         try:
             _dumps(value)
-        except (TypeError, ValueError) as exc:
+        except _UNSERIALISABLE as exc:
             raise _describe(f"keyword argument {key!r} of {function_name}", value, exc) from exc
     raise SerializationError(f"cannot serialise the arguments of {function_name}")
 
@@ -54,7 +62,7 @@ def encode_result(function_name: str, value: Any) -> str:
     """Encode a function's return value, or raise naming the function."""
     try:
         return _dumps(value)
-    except (TypeError, ValueError) as exc:
+    except _UNSERIALISABLE as exc:
         raise _describe(f"the result of {function_name}", value, exc) from exc
 
 

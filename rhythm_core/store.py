@@ -19,7 +19,11 @@ FINISHED = ("completed", "failed", "cancelled")
 
 @dataclass(slots=True)
 class NewExecution:
-    """A row to insert into ``executions``."""
+    """A row to insert into ``executions``.
+
+    Inserting is idempotent: a row whose id, or whose (parent, step), exists is skipped, so a
+    create retried after a lost connection, or a workflow step recorded twice, writes once.
+    """
 
     type: str
     function_name: str
@@ -42,7 +46,7 @@ WITH ins AS (
     FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                 %s::int[], %s::float8[], %s::uuid[], %s::int[])
          AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step)
-    ON CONFLICT (parent_id, step) WHERE parent_id IS NOT NULL DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING queue
 )
 SELECT pg_notify('rhythm_pending', q.queue) FROM (SELECT DISTINCT queue FROM ins) q
@@ -203,6 +207,15 @@ SELECT (SELECT array_agg(worker_id) FROM dead),
        (SELECT count(*) FROM orphaned),
        (SELECT count(pg_notify('rhythm_pending', q.queue))
         FROM (SELECT DISTINCT queue FROM orphaned) q)
+"""
+
+RELEASE_LOST = """
+WITH released AS (
+    UPDATE executions SET status = 'pending', worker_id = NULL
+    WHERE worker_id = %s AND status = 'running' AND id <> ALL(%s::uuid[])
+    RETURNING queue
+)
+SELECT count(*) FROM released
 """
 
 GET = """

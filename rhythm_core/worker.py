@@ -23,7 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from . import store
-from .connections import Connection
+from .connections import RETRYABLE, Connection
 from .current import CurrentExecution, _current
 from .database import resolve_database_url
 from .errors import (
@@ -44,6 +44,14 @@ from .validate import number
 log = logging.getLogger("rhythm.worker")
 
 _SUSPENDED = object()
+
+
+class _DatabaseLost(Exception):
+    """The database went away while the engine (not user code) was replaying or suspending a
+    workflow: no fault of the workflow, so it returns to pending rather than failing."""
+
+
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # Errors a retry cannot fix: the execution fails at once whatever its retries.
 _FINAL_ERRORS = (UnknownFunction, SerializationError, ReplayDivergence)
 _TRACEBACK_LIMIT = 8000
@@ -230,7 +238,9 @@ class Worker:
                 continue
             self._wake.clear()
             asked = min(free, self.claim_batch)
-            rows = await self._claim_conn.run(functools.partial(self._claim, limit=asked))
+            rows = await self._claim_conn.run(
+                functools.partial(self._claim, limit=asked), after_reconnect=self._release_lost
+            )
             if self._stopping.is_set():
                 for row in rows:
                     self._reporter.add(row, store.RELEASE)
@@ -244,6 +254,14 @@ class Worker:
     async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> list[Claimed]:
         cursor = await conn.execute(store.CLAIM, (self.worker_id, self.queues, limit, limit))
         return [Claimed(*row) for row in await cursor.fetchall()]
+
+    async def _release_lost(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """After the claim connection broke, a claim may have committed unseen: return rows
+        that name this worker but that it is not running to pending."""
+        cursor = await conn.execute(store.RELEASE_LOST, (self.worker_id, list(self._inflight)))
+        row = await cursor.fetchone()
+        if row and row[0]:
+            log.warning("rhythm: returned %d execution(s) claimed by a lost connection", row[0])
 
     def _start(self, row: Claimed) -> None:
         assert self._loop is not None
@@ -292,6 +310,10 @@ class Worker:
         except asyncio.CancelledError:
             if row.id not in self._cancel_requested:  # cancelled rows are already final
                 self._reporter.add(row, store.RELEASE)
+            return
+        except _DatabaseLost as exc:
+            log.warning("rhythm: releasing %s after a database error: %s", row.id, exc.__cause__)
+            self._reporter.add(row, store.RELEASE, delay=1.0)
             return
         except Exception as exc:
             self._report_failure(fn, row, exc)
@@ -346,9 +368,12 @@ class Worker:
         self._wake_at(delay)
 
     async def _run_workflow(self, fn: Function[Any, Any], row: Claimed) -> Any:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(store.HISTORY, (row.id,))
-            history = [store.ChildRecord(*r) for r in await cursor.fetchall()]
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(store.HISTORY, (row.id,))
+                history = [store.ChildRecord(*r) for r in await cursor.fetchall()]
+        except _LOST as exc:
+            raise _DatabaseLost from exc
         run = WorkflowRun(row.id, row.function_name, history)
         try:
             finished, result = await drive(run, fn.fn(*row.args, **row.kwargs))
@@ -366,12 +391,13 @@ class Worker:
                     f"returned without reaching recorded step(s) {missing}"
                 )
             return result
-        await self._pool_run(lambda conn: self._suspend(conn, row, run))
+        try:
+            await self._pool_run(functools.partial(self._suspend, row=row, run=run))
+        except _LOST as exc:
+            raise _DatabaseLost from exc
         return _SUSPENDED
 
     async def _pool_run(self, work: Any) -> None:
-        from .connections import RETRYABLE
-
         for attempt in range(1, 6):
             try:
                 async with self._pool.connection() as conn:
@@ -383,7 +409,9 @@ class Worker:
                 await asyncio.sleep(0.001 * attempt)
 
     @staticmethod
-    async def _suspend(conn: psycopg.AsyncConnection[Any], row: Claimed, run: WorkflowRun) -> None:
+    async def _suspend(
+        conn: psycopg.AsyncConnection[Any], *, row: Claimed, run: WorkflowRun
+    ) -> None:
         async with conn.transaction():
             cursor = await conn.execute(store.SUSPEND, (row.id, row.lease))
             if await cursor.fetchone() is None:

@@ -137,3 +137,16 @@ def test_two_functions_with_one_name_are_refused() -> None:
     task(name="tests.duplicate")(first)
     with pytest.raises(ConfigError, match=r"tests\.duplicate"):
         task(name="tests.duplicate")(second)
+
+
+def test_lone_surrogates_are_refused_at_enqueue_and_as_results(start_worker, db) -> None:
+    with pytest.raises(SerializationError, match="lone surrogates"):
+        basic.greet.queue("\ud800")
+    assert count(db) == 0
+    start_worker("basic")
+    execution_id = basic.returns_lone_surrogate.queue()
+    with pytest.raises(ExecutionFailed) as raised:
+        rhythm_core.wait(execution_id, timeout=10)
+    assert raised.value.error_type == "SerializationError"
+    # the worker is unharmed
+    assert rhythm_core.wait(basic.add.queue(1, 2), timeout=10) == 3

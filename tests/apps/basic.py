@@ -78,3 +78,8 @@ async def hold_until(marker: str) -> str:
         await asyncio.sleep(0.02)
     record("end")
     return "released"
+
+
+@task(queue="basic", retries=3)
+def returns_lone_surrogate() -> str:
+    return "broken \ud800 text"

@@ -1,0 +1,80 @@
+"""What the worker does when the database misbehaves: refused outcomes, stale leases, and
+connections that are killed under it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import rhythm_core
+from rhythm_core import store
+from rhythm_core.connections import Connection
+from rhythm_core.reporter import Reporter
+from rhythm_core.store import Claimed
+
+from .apps import basic
+from .conftest import wait_until
+
+
+def running_row(db, *, lease: int = 1, worker_id: str = "someone") -> Claimed:
+    execution_id = str(uuid.uuid4())
+    db.execute(
+        "INSERT INTO executions (id, type, function_name, queue, status, worker_id, lease) "
+        "VALUES (%s, 'task', 'tests.apps.basic.add', 'nowhere', 'running', %s, %s)",
+        (execution_id, worker_id, lease),
+    )
+    return Claimed(execution_id, "task", "tests.apps.basic.add", "nowhere", [], {}, 1, 0, None,
+                   lease, None)
+
+
+def report(database_url: str, outcomes: list[tuple[Claimed, str, str | None]]) -> None:
+    async def main() -> None:
+        connection = Connection(database_url, "test", "report")
+        reporter = Reporter(connection)
+        for row, kind, result in outcomes:
+            reporter.add(row, kind, result=result)
+        await reporter.drain()
+        await connection.close()
+
+    asyncio.run(main())
+
+
+def state(db, row: Claimed) -> tuple:
+    return db.execute(
+        "SELECT status, result, error->>'type' FROM executions WHERE id = %s", (row.id,)
+    ).fetchone()
+
+
+def test_an_outcome_the_database_refuses_becomes_a_failure(database_url, db) -> None:
+    good, bad = running_row(db), running_row(db)
+    report(database_url, [(good, store.COMPLETED, '{"ok": true}'),
+                          (bad, store.COMPLETED, "{not json")])
+    assert state(db, good) == ("completed", {"ok": True}, None)
+    assert state(db, bad) == ("failed", None, "OutcomeNotStored")
+
+
+def test_a_stale_lease_cannot_overwrite_the_new_owner(database_url, db) -> None:
+    row = running_row(db, lease=2)
+    stale = Claimed(*[getattr(row, f) for f in Claimed.__slots__][:9], 1, None)
+    report(database_url, [(stale, store.COMPLETED, "1")])
+    assert state(db, row) == ("running", None, None)
+    report(database_url, [(row, store.COMPLETED, "2")])
+    assert state(db, row) == ("completed", 2, None)
+
+
+def test_worker_survives_its_connections_being_killed(start_worker, db) -> None:
+    worker = start_worker("basic")
+    assert rhythm_core.wait(basic.add.queue(1, 1), timeout=10) == 2
+    # a claim that committed but whose rows never reached the worker
+    orphan = running_row(db, worker_id=worker.worker_id)
+    db.execute("UPDATE executions SET queue = 'basic', args = '[20, 1]' WHERE id = %s",
+               (orphan.id,))
+    killed = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchone()
+    assert killed is not None and killed[0] >= 4
+    assert rhythm_core.wait(basic.add.queue(2, 3), timeout=20) == 5
+    assert rhythm_core.wait(orphan.id, timeout=20) == 21
+    wait_until(lambda: db.execute("SELECT count(*) FROM worker_heartbeats "
+                                  "WHERE status = 'active'").fetchone() == (1,))
