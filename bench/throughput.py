@@ -1,6 +1,6 @@
 """End-to-end throughput of no-op tasks through one worker process, and claim latency.
 
-    python -m bench.throughput [--tasks 20000] [--concurrency 100] [--rounds 3]
+    python -m bench.throughput [--tasks 20000] [--configs 50,100,200,200:100] [--rounds 3]
 
 Uses ``RHYTHM_DATABASE_URL``'s server (a scratch database on it) or the embedded PostgreSQL.
 For each round: enqueue the tasks, start a worker in this process, time until all are
@@ -39,8 +39,13 @@ class TimedWorker(Worker):
         return rows
 
 
-async def drain(url: str, queue: str, total: int, concurrency: int) -> tuple[float, list[float]]:
-    worker = TimedWorker(queue, concurrency=concurrency, database_url=url, poll_interval=0.05)
+async def drain(
+    url: str, queue: str, total: int, concurrency: int, claim_batch: int | None = None
+) -> tuple[float, list[float]]:
+    worker = TimedWorker(
+        queue, concurrency=concurrency, database_url=url, poll_interval=0.05,
+        claim_batch=claim_batch,
+    )
     worker.claim_seconds = []
     runner = asyncio.ensure_future(worker.run_async())
     began = time.perf_counter()
@@ -115,18 +120,22 @@ def ms(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20000)
-    parser.add_argument("--concurrency", default="50,100,200",
-                        help="comma-separated worker concurrency values to compare")
+    parser.add_argument("--configs", default="50,100,200,200:100",
+                        help="comma-separated CONCURRENCY[:CLAIM_BATCH] worker settings to "
+                        "compare (claim batch default: the worker's own)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pickup-samples", type=int, default=200)
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
+    configs = [
+        (int(c), int(b) if b else None)
+        for c, _, b in (item.partition(":") for item in args.configs.split(","))
+    ]
 
     print(f"machine: {machine()}")
     rows = []
     with scratch_database() as url:
         rhythm_core.configure(url)
-        for concurrency in levels:
+        for concurrency, claim_batch in configs:
             rates: dict[str, list[float]] = {"async": [], "sync": []}
             claims: list[float] = []
             for round_no in range(1, args.rounds + 1):
@@ -134,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
                     truncate(url)
                     enqueued = enqueue(fn, args.tasks)
                     elapsed, claim_seconds = asyncio.run(
-                        drain(url, fn.queue_name, args.tasks, concurrency)
+                        drain(url, fn.queue_name, args.tasks, concurrency, claim_batch)
                     )
                     rates[kind].append(args.tasks / elapsed)
                     claims.extend(claim_seconds)
                     print(f"concurrency {concurrency} round {round_no} {kind:>5}: enqueue "
                           f"{args.tasks / enqueued:,.0f}/s, run {args.tasks / elapsed:,.0f}/s",
                           file=sys.stderr, flush=True)
-            rows.append((concurrency, median(rates["async"]), median(rates["sync"]),
+            batch = claim_batch or Worker("x", concurrency=concurrency).claim_batch
+            rows.append((concurrency, batch, median(rates["async"]), median(rates["sync"]),
                          percentile(claims, 0.5), percentile(claims, 0.99)))
         isolated = []
         for batch in (1, 10, 100):
@@ -154,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         client.reset()
 
     print(f"\n{args.tasks} no-op tasks, one worker process, medians of {args.rounds} rounds\n")
-    print("| concurrency | async tasks/s | sync tasks/s | claim p50 under load "
+    print("| concurrency | claim batch | async tasks/s | sync tasks/s | claim p50 under load "
           "| claim p99 under load |")
-    print("|---:|---:|---:|---:|---:|")
-    for concurrency, rate_async, rate_sync, p50, p99 in rows:
-        print(f"| {concurrency} | {rate_async:,.0f} | {rate_sync:,.0f} | {ms(p50)} | {ms(p99)} |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for concurrency, batch, rate_async, rate_sync, p50, p99 in rows:
+        print(f"| {concurrency} | {batch} | {rate_async:,.0f} | {rate_sync:,.0f} | {ms(p50)} "
+              f"| {ms(p99)} |")
     print("\n| claim batch (idle database) | p50 | p99 |")
     print("|---:|---:|---:|")
     for batch, p50, p99 in isolated:

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds without a heartbeat before a worker is declared dead",
     )
     worker.add_argument("--poll-interval", type=float, default=1.0)
+    worker.add_argument("--claim-batch", type=int, default=None,
+                        help="most executions one claim takes (default min(concurrency, 50))")
     status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
     status.add_argument("id", nargs="?", help="execution id")
     commands.add_parser("demo", help="run a sample workflow in-process and show its tree")
@@ -83,6 +85,7 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         dead_after=args.dead_after,
         poll_interval=args.poll_interval,
+        claim_batch=args.claim_batch,
     )
     worker.run()
     if worker.lingering_threads:

@@ -82,6 +82,8 @@ class Worker:
         its running executions return to pending.
     :param shutdown_timeout: seconds a graceful stop waits for running executions before it
         releases them back to pending.
+    :param claim_batch: most rows one claim takes (default ``min(concurrency, 50)``); larger
+        batches raise throughput of tiny tasks and the latency of each claim (BENCHMARKS.md).
     """
 
     def __init__(
@@ -114,7 +116,7 @@ class Worker:
             )
         self.shutdown_timeout = number("Worker shutdown_timeout", shutdown_timeout)
         self.claim_batch = number(
-            "Worker claim_batch", claim_batch or min(self.concurrency, 100), minimum=1, integer=True
+            "Worker claim_batch", claim_batch or min(self.concurrency, 50), minimum=1, integer=True
         )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._database_url = database_url
