@@ -53,8 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds without a heartbeat before a worker is declared dead",
     )
     worker.add_argument("--poll-interval", type=float, default=1.0)
-    worker.add_argument("--claim-batch", type=int, default=None,
-                        help="most executions one claim takes (default min(concurrency, 50))")
+    worker.add_argument(
+        "--claim-batch",
+        type=int,
+        default=None,
+        help="most executions one claim takes (default min(concurrency, 50))",
+    )
     status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
     status.add_argument("id", nargs="?", help="execution id")
     commands.add_parser("demo", help="run a sample workflow in-process and show its tree")

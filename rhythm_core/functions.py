@@ -63,7 +63,15 @@ class Function(Generic[P, R]):
         """Call the function directly, in this process, without the engine."""
         return self.fn(*args, **kwargs)
 
-    def new_execution(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewExecution:
+    def new_execution(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        parent_id: str | None = None,
+        step: int | None = None,
+    ) -> NewExecution:
+        """The row for a call (validated and encoded; raises before anything is written)."""
         encoded_args, encoded_kwargs = encode_call(self.name, args, kwargs)
         return NewExecution(
             type=self.kind,
@@ -73,6 +81,8 @@ class Function(Generic[P, R]):
             kwargs=encoded_kwargs,
             max_retries=self.retries,
             timeout=self.timeout,
+            parent_id=parent_id,
+            step=step,
         )
 
     def queue(self, *args: P.args, **kwargs: P.kwargs) -> str:

@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExecutionFailed, ReplayDivergence
-from .serialization import encode_call
 from .store import FINISHED, ChildRecord, NewExecution
 
 if TYPE_CHECKING:
@@ -63,18 +62,7 @@ class WorkflowRun:
         self.next_step += 1
         record = self.history.get(step)
         if record is None:
-            encoded_args, encoded_kwargs = encode_call(fn.name, args, kwargs)
-            child = NewExecution(
-                type=fn.kind,
-                function_name=fn.name,
-                queue=fn.queue_name,
-                args=encoded_args,
-                kwargs=encoded_kwargs,
-                max_retries=fn.retries,
-                timeout=fn.timeout,
-                parent_id=self.execution_id,
-                step=step,
-            )
+            child = fn.new_execution(args, kwargs, parent_id=self.execution_id, step=step)
             return self._start_and_block(child)
         if record.function_name != fn.name:
             self.divergence = ReplayDivergence(

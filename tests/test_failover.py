@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 import rhythm_core
 
 from .apps import basic, workflows
@@ -80,11 +82,12 @@ def test_two_workers_share_2000_executions_without_duplicates(spawn_worker, db) 
     assert all(w.proc.poll() is None for w in workers)
 
 
-def test_sigterm_finishes_running_work_and_loses_nothing(spawn_worker, db) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_finishes_running_work_and_loses_nothing(spawn_worker, db, sig) -> None:
     ids = basic.sleeper.queue_many([(0.4,)] * 20)
     worker = spawn_worker("tests.apps.basic", "slow", extra=["--concurrency", "4"])
     wait_until(lambda: len(runs(db, "start")) >= 4, message="no work started")
-    worker.signal(signal.SIGTERM)
+    worker.signal(sig)
     assert worker.wait(timeout=20) == 0, worker.output()
 
     started = {r[0] for r in runs(db, "start")}
