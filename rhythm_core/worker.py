@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import importlib
 import logging
 import os
 import random
@@ -55,6 +56,18 @@ _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # Errors a retry cannot fix: the execution fails at once whatever its retries.
 _FINAL_ERRORS = (UnknownFunction, SerializationError, ReplayDivergence)
 _TRACEBACK_LIMIT = 8000
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):  # the module itself, not its imports
+            raise ConfigError(
+                f"cannot import module {module!r} (from -m/modules): {exc}; run the worker "
+                "from the directory that contains it, or install it"
+            ) from None
+        raise
 
 
 def error_document(exc: BaseException, attempt: int) -> str:
@@ -121,9 +134,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._database_url = database_url
         for module in modules:
-            import importlib
-
-            importlib.import_module(module)
+            _import(module)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
         self._stopping = threading.Event()

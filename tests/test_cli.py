@@ -74,3 +74,12 @@ def test_embedded_postgres_is_used_when_no_url_is_set(tmp_path) -> None:
     assert "applied 1" in done.stdout
     again = rhythm("migrate", env=env)
     assert "none (up to date)" in again.stdout
+
+
+def test_worker_with_a_missing_module_names_it() -> None:
+    done = rhythm("worker", "-m", "no_such_package.tasks", "-q", "x")
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(
+        "rhythm: error: cannot import module 'no_such_package.tasks'"
+    )
+    assert "Traceback" not in done.stderr
