@@ -146,7 +146,8 @@ def _status(execution_id: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("rhythm").setLevel(logging.INFO)
     try:
         if args.command == "migrate":
             return _migrate()

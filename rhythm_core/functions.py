@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 from .errors import ConfigError, NotInWorkflow
 from .replay import current_workflow
 from .serialization import encode_call
-from .store import NewExecution
+from .store import NewExecution, Step
 from .validate import number
 
 P = ParamSpec("P")
@@ -69,7 +69,7 @@ class Function(Generic[P, R]):
         kwargs: dict[str, Any],
         *,
         parent_id: str | None = None,
-        step: int | None = None,
+        step: Step | None = None,
     ) -> NewExecution:
         """The row for a call (validated and encoded; raises before anything is written)."""
         encoded_args, encoded_kwargs = encode_call(self.name, args, kwargs)

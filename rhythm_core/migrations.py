@@ -34,7 +34,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             attempt        integer NOT NULL DEFAULT 1,
             max_retries    integer NOT NULL DEFAULT 0,
             parent_id      uuid,
-            step           integer,
+            step           integer[],
             worker_id      text,
             lease          bigint NOT NULL DEFAULT 0,
             replays        integer NOT NULL DEFAULT 0,

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# A workflow step: the path of the workflow's asyncio task that took it, then its position.
+Step = tuple[int, ...]
+
 NOTIFY_CHANNEL = "rhythm_pending"
 CANCEL_CHANNEL = "rhythm_cancel"
 FINISHED = ("completed", "failed", "cancelled")
@@ -33,7 +36,7 @@ class NewExecution:
     max_retries: int
     timeout: float | None
     parent_id: str | None = None
-    step: int | None = None
+    step: Step | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -42,9 +45,9 @@ WITH ins AS (
     INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
                             parent_id, step)
     SELECT u.id, u.type, u.fn, u.queue, u.args::jsonb, u.kwargs::jsonb, u.max_retries, u.timeout,
-           u.parent_id, u.step
+           u.parent_id, u.step::int[]
     FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::int[], %s::float8[], %s::uuid[], %s::int[])
+                %s::int[], %s::float8[], %s::uuid[], %s::text[])
          AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step)
     ON CONFLICT DO NOTHING
     RETURNING queue
@@ -64,8 +67,13 @@ def insert_params(rows: list[NewExecution]) -> tuple[list[Any], ...]:
         [r.max_retries for r in rows],
         [r.timeout for r in rows],
         [r.parent_id for r in rows],
-        [r.step for r in rows],
+        [step_literal(r.step) for r in rows],
     )
+
+
+def step_literal(step: Step | None) -> str | None:
+    """A step as a PostgreSQL ``int[]`` literal (arrays of arrays cannot go through unnest)."""
+    return None if step is None else "{" + ",".join(map(str, step)) + "}"
 
 
 @dataclass(slots=True)
@@ -158,7 +166,7 @@ SUSPEND_RECHECK = """
 UPDATE executions p SET status = 'pending', scheduled_at = now()
 WHERE p.id = %s AND p.status = 'suspended' AND EXISTS (
     SELECT 1 FROM executions c
-    WHERE c.parent_id = p.id AND c.step = ANY(%s::int[])
+    WHERE c.parent_id = p.id AND c.step::text = ANY(%s::text[])
       AND c.status IN ('completed', 'failed', 'cancelled'))
 RETURNING pg_notify('rhythm_pending', p.queue)
 """
@@ -173,7 +181,7 @@ FROM executions WHERE parent_id = %s ORDER BY step
 class ChildRecord:
     """One recorded step of a workflow: the child execution it created."""
 
-    step: int
+    step: list[int]
     id: str
     function_name: str
     status: str
@@ -242,7 +250,7 @@ class Execution:
     attempt: int
     max_retries: int
     parent_id: str | None
-    step: int | None
+    step: list[int] | None
     worker_id: str | None
     created_at: datetime
     claimed_at: datetime | None

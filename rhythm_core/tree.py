@@ -24,7 +24,7 @@ FROM tree
 class Node:
     id: str
     parent_id: str | None
-    step: int | None
+    step: list[int] | None
     type: str
     function_name: str
     status: str
@@ -64,7 +64,7 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
 
     def walk(node: Node, prefix: str, branch: str) -> None:
         rows.append((prefix + branch + f"{node.type} {node.function_name}", node))
-        kids = sorted(children.get(node.id, []), key=lambda n: (n.step or 0, n.created_at))
+        kids = sorted(children.get(node.id, []), key=lambda n: (n.step or [], n.created_at))
         for i, kid in enumerate(kids):
             last = i == len(kids) - 1
             walk(

@@ -36,7 +36,7 @@ from .errors import (
 )
 from .functions import REGISTRY, Function
 from .migrations import ensure_schema
-from .replay import WorkflowRun, drive
+from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
 from .serialization import encode, encode_result
 from .store import Claimed
@@ -397,11 +397,12 @@ class Worker:
         if run.divergence is not None:  # raised inside the workflow, and swallowed by it
             raise run.divergence
         if finished:
-            missing = run.unrecorded_steps()
+            missing = run.unreached_steps()
             if missing:
                 raise ReplayDivergence(
                     f"workflow {row.function_name} ({row.id}) diverged from its history: it "
-                    f"returned without reaching recorded step(s) {missing}"
+                    f"returned without reaching recorded step(s) "
+                    f"{', '.join(map(step_label, missing))}"
                 )
             return result
         try:
@@ -432,7 +433,9 @@ class Worker:
                 return
             if run.new_children:
                 await conn.execute(store.INSERT, store.insert_params(run.new_children))
-            await conn.execute(store.SUSPEND_RECHECK, (row.id, run.awaited_steps))
+            await conn.execute(
+                store.SUSPEND_RECHECK, (row.id, [store.step_literal(s) for s in run.awaited_steps])
+            )
 
     # -- heartbeats, failover, notifications ----------------------------------------------
 

@@ -57,7 +57,7 @@ def test_recovered_workflow_does_not_create_its_children_twice(spawn_worker, db,
         "SELECT step, count(*) FROM executions WHERE parent_id = %s GROUP BY step ORDER BY step",
         (execution_id,),
     ).fetchall()
-    assert per_step == [(0, 1), (1, 1)]
+    assert per_step == [([0], 1), ([1], 1)]
     assert len(runs(db, "end")) == 1
 
 

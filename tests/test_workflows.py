@@ -24,7 +24,8 @@ def test_sequential_and_parallel_children(start_worker, db) -> None:
     execution_id = workflows.pipeline.queue(3)
     assert rhythm_core.wait(execution_id, timeout=20) == {"a": 6, "b": 12, "c": 14, "d": 52}
     steps = children(db, execution_id)
-    assert [(s, r) for s, _, _, r in steps] == [(0, 6), (1, 12), (2, 14), (3, 52)]
+    # gather wrapped the two awaitables in tasks, which took positions 3 and 4
+    assert [(s, r) for s, _, _, r in steps] == [([0], 6), ([1], 12), ([2], 14), ([5], 52)]
     assert all(status == "completed" for _, _, status, _ in steps)
     # each child ran exactly once although the workflow was replayed several times
     assert len(runs(db)) - sum(1 for r in runs(db) if r[1] == workflows.pipeline.name) == 4
@@ -52,6 +53,21 @@ def test_many_children_awaited_together(start_worker, db) -> None:
     execution_id = workflows.wide.queue(25)
     assert rhythm_core.wait(execution_id, timeout=20) == sum(2 * i for i in range(25))
     assert len(children(db, execution_id)) == 25
+
+
+def test_concurrent_branches_with_several_steps_each(start_worker, db) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.branches.queue()
+    assert rhythm_core.wait(execution_id, timeout=20) == [6, 42, 9, 402]
+    steps = [(s, f.rsplit(".", 1)[1]) for s, f, _, _ in children(db, execution_id)]
+    # positions in the workflow's own task: 0 triple's step, 1-3 the tasks gather made (the
+    # third wraps triple's awaitable and takes no step), 4 the task group's task
+    assert sorted(steps) == [
+        ([0], "triple"),
+        ([1, 0], "double"), ([1, 1], "double"),
+        ([2, 0], "double"), ([2, 1], "double"),
+        ([4, 0], "double"), ([4, 1], "double"),
+    ]
 
 
 def test_child_failure_can_be_caught(start_worker, db) -> None:

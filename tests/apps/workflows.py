@@ -74,6 +74,22 @@ async def wide(n: int) -> int:
     return sum(values)
 
 
+async def two_steps(x: int) -> int:
+    first = await double.run(x)
+    return await double.run(first + 1)
+
+
+@workflow(queue="wf")
+async def branches() -> list[int]:
+    """Concurrent branches that each take several steps: branch one's first step replays
+    instantly on later passes, so its second step must not take branch two's number."""
+    single = triple.run(3)
+    both = await asyncio.gather(two_steps(1), two_steps(10), single)
+    async with asyncio.TaskGroup() as group:
+        later = group.create_task(two_steps(100))
+    return [*both, later.result()]
+
+
 @workflow(queue="hold")
 async def holding_workflow(marker: str) -> str:
     first = await double.run(5)
