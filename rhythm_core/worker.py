@@ -515,11 +515,18 @@ class Worker:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
-        await self._reporter.drain()
         try:
+            # Outcomes are retried while the database is away; past this bound the rows stay
+            # 'running' under this worker's id and failover returns them to pending.
+            await asyncio.wait_for(self._reporter.drain(), max(self.shutdown_timeout, 10.0))
             await self._heartbeat("stopped")
-        except psycopg.Error as exc:
-            log.warning("rhythm: could not record the worker as stopped: %s", exc)
+        except (TimeoutError, psycopg.Error) as exc:
+            log.error(
+                "rhythm: could not write the last outcomes or the stopped state (%s); "
+                "other workers will recover these executions after %ss",
+                exc or "timed out",
+                self.dead_after,
+            )
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

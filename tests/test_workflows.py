@@ -99,6 +99,15 @@ def test_replay_divergence_fails_with_the_step(start_worker) -> None:
     assert workflows.double.name in message and workflows.triple.name in message
 
 
+def test_replay_that_skips_a_recorded_step_fails(start_worker) -> None:
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.skips_its_step_on_replay.queue()
+    with pytest.raises(ExecutionFailed) as raised:
+        rhythm_core.wait(execution_id, timeout=20)
+    assert raised.value.error_type == "ReplayDivergence"
+    assert "returned without reaching recorded step(s) 0" in raised.value.error_message
+
+
 def test_workflow_as_a_child_of_a_workflow(start_worker, db) -> None:
     start_worker(["wf", "wf-tasks"])
     execution_id = workflows.nested.queue(1)

@@ -63,6 +63,13 @@ async def changes_its_mind() -> int:
 
 
 @workflow(queue="wf")
+async def skips_its_step_on_replay() -> int:
+    if is_replaying():
+        return 0
+    return await double.run(1)
+
+
+@workflow(queue="wf")
 async def nested(x: int) -> int:
     inner: dict[str, Any] = await pipeline.run(x)
     return inner["d"] + 1
