@@ -45,7 +45,7 @@ def mask(url: str) -> str:
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", url)
 
 
-def _connect_kwargs(url: str) -> dict[str, Any]:
+def connect_kwargs(url: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"autocommit": True}
     if "connect_timeout" not in url:
         kwargs["connect_timeout"] = 10
@@ -60,7 +60,7 @@ def _unavailable(url: str, source: str, exc: Exception) -> DatabaseUnavailable:
 def connect(url: str, source: str = ENV_URL) -> psycopg.Connection[Any]:
     """Open an autocommit connection, or raise :class:`DatabaseUnavailable` in one line."""
     try:
-        return psycopg.Connection.connect(url, **_connect_kwargs(url))
+        return psycopg.Connection.connect(url, **connect_kwargs(url))
     except (psycopg.Error, ValueError) as exc:
         raise _unavailable(url, source, exc) from None
 
@@ -68,6 +68,6 @@ def connect(url: str, source: str = ENV_URL) -> psycopg.Connection[Any]:
 async def connect_async(url: str, source: str = ENV_URL) -> psycopg.AsyncConnection[Any]:
     """Async twin of :func:`connect`."""
     try:
-        return await psycopg.AsyncConnection.connect(url, **_connect_kwargs(url))
+        return await psycopg.AsyncConnection.connect(url, **connect_kwargs(url))
     except (psycopg.Error, ValueError) as exc:
         raise _unavailable(url, source, exc) from None

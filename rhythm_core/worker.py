@@ -190,13 +190,13 @@ class Worker:
     ) -> None:
         """Run in the current event loop until :meth:`stop` is called."""
         loop = self._loop = asyncio.get_running_loop()
-        self._wake, self._slot = asyncio.Event(), asyncio.Event()
+        self._wake, self._slot, self._hurry = asyncio.Event(), asyncio.Event(), asyncio.Event()
         url, source = resolve_database_url(self._database_url)
         await asyncio.to_thread(ensure_schema, url, source)
         self._claim_conn = Connection(url, source, "claim")
         self._report_conn = Connection(url, source, "report")
         self._maint_conn = Connection(url, source, "heartbeat")
-        await self._claim_conn.get()  # fail fast, in one line, if the database is unreachable
+        await self._claim_conn.get(first=True)  # fail fast, in one line, if unreachable
         self._pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -234,7 +234,7 @@ class Worker:
     def _on_signal(self) -> None:
         if self._stopping.is_set():
             log.warning("rhythm: second signal: releasing running executions now")
-            self.shutdown_timeout = 0
+            self._hurry.set()
         else:
             log.info("rhythm: stopping: finishing %d running execution(s)", len(self._inflight))
         self.stop()
@@ -251,9 +251,14 @@ class Worker:
                 continue
             self._wake.clear()
             asked = min(free, self.claim_batch)
-            rows = await self._claim_conn.run(
-                functools.partial(self._claim, limit=asked), after_reconnect=self._release_lost
-            )
+            try:
+                rows = await self._claim_conn.run(
+                    functools.partial(self._claim, limit=asked),
+                    after_reconnect=self._release_lost,
+                    give_up=self._stopping.is_set,
+                )
+            except _LOST:
+                break  # stopping while the database is away: nothing was claimed
             if self._stopping.is_set():
                 for row in rows:
                     self._reporter.add(row, store.RELEASE)
@@ -465,6 +470,8 @@ class Worker:
                         ", ".join(row[0] or []) or "(earlier)",
                         row[1],
                     )
+            except _LOST:
+                pass  # the connection logs the outage once, and its end
             except psycopg.Error as exc:
                 log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
 
@@ -476,13 +483,16 @@ class Worker:
                 conn = await listener.get()
                 await conn.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
                 await conn.execute(f"LISTEN {store.CANCEL_CHANNEL}")
+                if listener.note_recovered():
+                    assert self._wake is not None
+                    self._wake.set()  # notifications sent while away are lost: claim now
                 delay = 0.1
                 async for note in conn.notifies():
                     self._on_notify(note.channel, note.payload)
             except asyncio.CancelledError:
                 break
             except psycopg.Error as exc:
-                log.warning("rhythm: notification listener lost (%s); polling meanwhile", exc)
+                listener.note_failure(exc)
                 await listener.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -505,7 +515,15 @@ class Worker:
         self._stopping.set()
         running = list(self._inflight.values())
         if running:
-            _, late = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            everything = asyncio.gather(*running, return_exceptions=True)
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait(
+                (everything, hurry),
+                timeout=self.shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            hurry.cancel()
+            late = [task for task in running if not task.done()]
             if late:
                 log.warning(
                     "rhythm: releasing %d execution(s) still running after %ss",

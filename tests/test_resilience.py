@@ -4,16 +4,18 @@ connections that are killed under it."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import rhythm_core
-from rhythm_core import store
+from rhythm_core import Worker, store
 from rhythm_core.connections import Connection
 from rhythm_core.reporter import Reporter
 from rhythm_core.store import Claimed
 
 from .apps import basic
-from .conftest import wait_until
+from .conftest import runs, wait_until
+from .proxy import DatabaseProxy
 
 
 def running_row(db, *, lease: int = 1, worker_id: str = "someone") -> Claimed:
@@ -78,3 +80,45 @@ def test_worker_survives_its_connections_being_killed(start_worker, db) -> None:
     assert rhythm_core.wait(orphan.id, timeout=20) == 21
     wait_until(lambda: db.execute("SELECT count(*) FROM worker_heartbeats "
                                   "WHERE status = 'active'").fetchone() == (1,))
+
+
+def test_a_database_outage_loses_nothing(start_worker, database_url, db) -> None:
+    proxy = DatabaseProxy(database_url)
+    try:
+        start_worker("bulk", database_url=proxy.url)
+        first = basic.bulk_item.queue_many([(i,) for i in range(50)])
+        wait_until(lambda: all_completed(db, first), message="first batch")
+        proxy.cut()
+        second = basic.bulk_item.queue_many([(i,) for i in range(50, 100)])
+        time.sleep(1.5)
+        assert not all_completed(db, second)  # nothing can be claimed through the cut
+        proxy.restore()
+        wait_until(lambda: all_completed(db, second), timeout=30, message="after the outage")
+        assert len(runs(db)) == 100  # nothing ran twice
+    finally:
+        proxy.close()
+
+
+def test_stopping_while_the_database_is_away_does_not_hang(database_url, db) -> None:
+    proxy = DatabaseProxy(database_url)
+    try:
+        worker = Worker("bulk", database_url=proxy.url, poll_interval=0.1,
+                        heartbeat_interval=0.2, dead_after=1, shutdown_timeout=0.5)
+        thread = worker.start_in_thread()
+        proxy.cut()
+        time.sleep(0.5)
+        began = time.monotonic()
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert time.monotonic() - began < 20
+    finally:
+        proxy.close()
+
+
+def all_completed(db, ids: list[str]) -> bool:
+    row = db.execute(
+        "SELECT count(*) FROM executions WHERE id = ANY(%s::uuid[]) AND status = 'completed'",
+        (ids,),
+    ).fetchone()
+    return row == (len(ids),)
