@@ -18,7 +18,9 @@ import psycopg
 from . import store
 from .database import connect, connect_async, resolve_database_url
 from .errors import ExecutionFailed, ExecutionNotFound
+from .instrumentation import Creation, current, position_context
 from .migrations import ensure_schema
+from .plugins import active
 from .store import Execution, NewExecution
 
 _lock = threading.Lock()
@@ -81,14 +83,25 @@ async def _execute_async(query: str, params: Any) -> psycopg.AsyncCursor[Any]:
         return await (await _async_connection()).execute(query, params)
 
 
+def _creation(rows: list[NewExecution]) -> Creation:
+    """Trace ids (always) and carriers (when tracing) for rows enqueued from this context."""
+    position = current.get()
+    parent = position_context(position) if position is not None else None
+    return Creation(active(), rows, parent, buffer=position.buffer if position else None)
+
+
 def insert(rows: list[NewExecution]) -> None:
     if rows:
+        creation = _creation(rows)
         _execute(store.INSERT, store.insert_params(rows))
+        creation.done()
 
 
 async def insert_async(rows: list[NewExecution]) -> None:
     if rows:
+        creation = _creation(rows)
         await _execute_async(store.INSERT, store.insert_params(rows))
+        creation.done()
 
 
 def _to_execution(execution_id: str, row: tuple[Any, ...] | None) -> Execution:

@@ -68,6 +68,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "cluster-wide metrics lease",
+        """
+        CREATE TABLE rhythm_metrics_lease (
+            id           integer PRIMARY KEY CHECK (id = 1),
+            collected_at timestamptz NOT NULL,
+            worker_id    text NOT NULL
+        );
+        """,
+    ),
 ]
 
 _done: set[str] = set()

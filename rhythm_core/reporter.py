@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -17,13 +19,16 @@ from .store import Claimed
 
 log = logging.getLogger("rhythm.worker")
 
-# (id, lease, kind, result json, error json, delay seconds, parent id)
-Outcome = tuple[str, int, str, str | None, str | None, float, str | None]
+# (id, lease, kind, result json, error json, delay seconds, parent id, row)
+Outcome = tuple[str, int, str, str | None, str | None, float, str | None, Claimed]
+# Told of each written batch (rows and kinds, start and end in ns), when observability is on.
+Observer = Callable[[Iterable[tuple[Claimed, str]], int, int], None]
 
 
 class Reporter:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, observer: Observer | None = None) -> None:
         self._connection = connection
+        self._observer = observer
         self._pending: list[Outcome] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -36,7 +41,7 @@ class Reporter:
         error: str | None = None,
         delay: float = 0.0,
     ) -> None:
-        self._pending.append((row.id, row.lease, kind, result, error, delay, row.parent_id))
+        self._pending.append((row.id, row.lease, kind, result, error, delay, row.parent_id, row))
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
@@ -44,8 +49,11 @@ class Reporter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                started = time.time_ns()
                 try:
                     await self._connection.run(functools.partial(self._write, batch=batch))
+                    if self._observer is not None:
+                        self._observer([(o[7], o[2]) for o in batch], started, time.time_ns())
                 except Exception as exc:  # lost connections are retried inside run()
                     log.error(
                         "rhythm: writing %d outcome(s) failed (%s); writing them one by one",
@@ -70,7 +78,7 @@ class Reporter:
                         f"({outcome[2]}) of this execution: {str(exc).strip()[:500]}",
                     }
                 )
-            stored = (*outcome[:2], store.FAILED, None, failure, 0.0, outcome[6])
+            stored = (*outcome[:2], store.FAILED, None, failure, 0.0, outcome[6], outcome[7])
             try:
                 await self._connection.run(functools.partial(self._write, batch=[stored]))
             except Exception:
@@ -78,7 +86,7 @@ class Reporter:
 
     @staticmethod
     async def _write(conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
-        columns = tuple(list(column) for column in zip(*batch, strict=True))
+        columns = tuple(list(column) for column in zip(*(o[:7] for o in batch), strict=True))
         params = columns[:6]
         parents = sorted({o[6] for o in batch if o[6] and o[2] in (store.COMPLETED, store.FAILED)})
         if not parents:

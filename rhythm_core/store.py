@@ -38,17 +38,22 @@ class NewExecution:
     parent_id: str | None = None
     step: Step | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    trace_id: str | None = None
+    span_id: str | None = None
+    trace_context: str | None = None
 
 
 INSERT = """
 WITH ins AS (
     INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
-                            parent_id, step)
+                            parent_id, step, trace_id, span_id, trace_context)
     SELECT u.id, u.type, u.fn, u.queue, u.args::jsonb, u.kwargs::jsonb, u.max_retries, u.timeout,
-           u.parent_id, u.step::int[]
+           u.parent_id, u.step::int[], u.trace_id, u.span_id, u.trace_context::jsonb
     FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::int[], %s::float8[], %s::uuid[], %s::text[])
-         AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step)
+                %s::int[], %s::float8[], %s::uuid[], %s::text[], %s::text[], %s::text[],
+                %s::text[])
+         AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step,
+              trace_id, span_id, trace_context)
     ON CONFLICT DO NOTHING
     RETURNING queue
 )
@@ -68,6 +73,9 @@ def insert_params(rows: list[NewExecution]) -> tuple[list[Any], ...]:
         [r.timeout for r in rows],
         [r.parent_id for r in rows],
         [step_literal(r.step) for r in rows],
+        [r.trace_id for r in rows],
+        [r.span_id for r in rows],
+        [r.trace_context for r in rows],
     )
 
 
@@ -84,13 +92,20 @@ class Claimed:
     type: str
     function_name: str
     queue: str
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: str
+    kwargs: str
     attempt: int
     max_retries: int
     timeout: float | None
     lease: int
     parent_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    trace_context: Any
+    created_ns: int
+    replays: int
+    record: Any = None  # timings kept by the instrumentation, when observability is on
+    history_size: int = 0
 
 
 # One index scan per queue (a LATERAL per name keeps the claim index ordered, where
@@ -111,8 +126,10 @@ FROM (
     LIMIT %s
 ) c
 WHERE e.id = c.id
-RETURNING e.id::text, e.type, e.function_name, e.queue, e.args, e.kwargs, e.attempt,
-          e.max_retries, e.timeout, e.lease, e.parent_id::text
+RETURNING e.id::text, e.type, e.function_name, e.queue, e.args::text, e.kwargs::text,
+          e.attempt, e.max_retries, e.timeout, e.lease, e.parent_id::text, e.trace_id,
+          e.span_id, e.trace_context, (extract(epoch FROM e.created_at) * 1e9)::int8,
+          e.replays
 """
 
 # Outcome kinds a worker reports for a claimed execution.
@@ -225,6 +242,29 @@ WITH released AS (
 )
 SELECT count(*) FROM released
 """
+
+# A claimed row whose trace context was unusable gets the new root trace's ids written back,
+# so that the ids in the database stay the ones the backends hold.
+REPLACE_TRACE = """
+UPDATE executions SET trace_id = %s, span_id = %s, trace_context = %s::jsonb
+WHERE id = %s AND lease = %s
+"""
+
+# One worker per cluster reads the gauges each interval: the one that moves this row.
+GAUGE_LEASE = """
+INSERT INTO rhythm_metrics_lease (id, collected_at, worker_id) VALUES (1, now(), %s)
+ON CONFLICT (id) DO UPDATE SET collected_at = now(), worker_id = EXCLUDED.worker_id
+WHERE rhythm_metrics_lease.collected_at <= now() - make_interval(secs => %s)
+RETURNING 1
+"""
+GAUGE_WAITING = """
+SELECT queue, type, count(*) FROM executions WHERE status = 'pending' GROUP BY queue, type
+"""
+GAUGE_RUNNING = """
+SELECT queue, type, worker_id, count(*) FROM executions WHERE status = 'running'
+GROUP BY queue, type, worker_id
+"""
+GAUGE_WORKERS = "SELECT count(*) FROM worker_heartbeats WHERE status = 'active'"
 
 GET = """
 SELECT id::text, type, function_name, queue, status, args, kwargs, result, error, attempt,

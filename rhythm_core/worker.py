@@ -8,17 +8,19 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import json
 import logging
 import os
 import random
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -35,7 +37,9 @@ from .errors import (
     UnknownFunction,
 )
 from .functions import REGISTRY, Function
+from .instrumentation import Creation, Instruments, emit_standalone
 from .migrations import ensure_schema
+from .plugins import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
 from .serialization import encode, encode_result
@@ -95,6 +99,8 @@ class Worker:
         its running executions return to pending.
     :param shutdown_timeout: seconds a graceful stop waits for running executions before it
         releases them back to pending.
+    :param observability: the observability block (see docs/observability.md), or None for
+        the process's (``rhythm_core.configure(observability=...)``, else ``RHYTHM_*``).
     :param claim_batch: most rows one claim takes (default ``min(concurrency, 50)``); larger
         batches raise throughput of tiny tasks and the latency of each claim (BENCHMARKS.md).
     """
@@ -112,6 +118,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         claim_batch: int | None = None,
         worker_id: str | None = None,
+        observability: Mapping[str, Any] | Observability | None = None,
     ) -> None:
         self.queues = [queues] if isinstance(queues, str) else list(queues)
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
@@ -132,6 +139,15 @@ class Worker:
             "Worker claim_batch", claim_batch or min(self.concurrency, 50), minimum=1, integer=True
         )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # Decided once: when off, no plugin is loaded and no hook is ever called.
+        self._obs = from_block(observability)
+        self._owns_observability = isinstance(observability, Mapping)
+        if self._owns_observability:
+            activate(self._obs)  # .queue() and rhythm_core.trace/metrics in this process
+        self._observed = self._obs.enabled
+        self._instruments = cast(
+            Instruments, Instruments(self._obs, self.worker_id) if self._observed else None
+        )
         self._database_url = database_url
         for module in modules:
             _import(module)
@@ -205,7 +221,9 @@ class Worker:
             kwargs={"autocommit": True},
         )
         await self._pool.open()
-        self._reporter = Reporter(self._report_conn)
+        self._reporter = Reporter(
+            self._report_conn, self._instruments.reported if self._observed else None
+        )
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rhythm-task")
         await self._heartbeat("active")
         if handle_signals:
@@ -215,6 +233,8 @@ class Worker:
             loop.create_task(self._listen(url, source)),
             loop.create_task(self._maintain()),
         ]
+        if self._observed and self._obs.metering:
+            background.append(loop.create_task(self._collect_gauges()))
         log.info(
             "rhythm: worker %s claiming from %s (concurrency %d)",
             self.worker_id,
@@ -251,6 +271,8 @@ class Worker:
                 continue
             self._wake.clear()
             asked = min(free, self.claim_batch)
+            if self._observed:
+                claim_start = time.time_ns()
             try:
                 rows = await self._claim_conn.run(
                     functools.partial(self._claim, limit=asked),
@@ -259,6 +281,8 @@ class Worker:
                 )
             except _LOST:
                 break  # stopping while the database is away: nothing was claimed
+            if self._observed:
+                self._instruments.claimed(rows, self.queues, claim_start, time.time_ns())
             if self._stopping.is_set():
                 for row in rows:
                     self._reporter.add(row, store.RELEASE)
@@ -302,6 +326,13 @@ class Worker:
     async def _execute(self, row: Claimed) -> None:
         fn = REGISTRY.get(row.function_name)
         try:
+            if self._observed:
+                await self._check_trace(row)
+                decode_start = time.time_ns()
+            args, kwargs = json.loads(row.args), json.loads(row.kwargs)
+            if self._observed:
+                size = len(row.args) + len(row.kwargs)
+                self._instruments.serialization(row, "deserialize", decode_start, size)
             if fn is None:
                 raise UnknownFunction(
                     f"no function named {row.function_name!r} is registered in worker "
@@ -318,13 +349,25 @@ class Worker:
                     self.worker_id,
                 )
             )
-            if row.type == "workflow":
-                result = await self._run_workflow(fn, row)
-                if result is _SUSPENDED:
-                    return
-            else:
-                result = await self._run_task(fn, row)
+            if self._observed:
+                self._instruments.begin(row)
+            try:
+                if row.type == "workflow":
+                    result = await self._run_workflow(fn, row, args, kwargs)
+                    if result is _SUSPENDED:
+                        return
+                else:
+                    result = await self._run_task(fn, row, args, kwargs)
+            except Exception as exc:
+                if self._observed and not isinstance(exc, _DatabaseLost):
+                    self._instruments.finish(row, exc, "".join(traceback.format_exception(exc)))
+                raise
+            if self._observed:
+                self._instruments.finish(row, None)
+                encode_start = time.time_ns()
             encoded = encode_result(row.function_name, result)
+            if self._observed:
+                self._instruments.serialization(row, "serialize", encode_start, len(encoded))
         except asyncio.CancelledError:
             if row.id not in self._cancel_requested:  # cancelled rows are already final
                 self._reporter.add(row, store.RELEASE)
@@ -338,14 +381,33 @@ class Worker:
         else:
             self._reporter.add(row, store.COMPLETED, result=encoded)
 
-    async def _run_task(self, fn: Function[Any, Any], row: Claimed) -> Any:
+    async def _check_trace(self, row: Claimed) -> None:
+        """A row whose trace context was unusable runs in a new root trace: say so, and write
+        the new ids back so that the database and the backends agree."""
+        context = row.record.context if row.record is not None else None
+        if context is None or context.problem is None:
+            return
+        log.warning(
+            "rhythm: execution %s has an unusable trace context (%s); it runs in a new trace %s",
+            row.id,
+            context.problem,
+            context.trace_id,
+        )
+        carrier = encode({"rhythm-sampled": "1" if context.sampled else "0"})
+        params = (context.trace_id, context.span_id, carrier, row.id, row.lease)
+        with contextlib.suppress(psycopg.Error):
+            await self._pool_run(lambda conn: conn.execute(store.REPLACE_TRACE, params))
+
+    async def _run_task(
+        self, fn: Function[Any, Any], row: Claimed, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         if fn.is_async:
-            call = fn.fn(*row.args, **row.kwargs)
+            call = fn.fn(*args, **kwargs)
         else:
             assert self._loop is not None
             context = contextvars.copy_context()
             call = self._loop.run_in_executor(
-                self._threads, functools.partial(self._in_thread, context, fn.fn, row)
+                self._threads, functools.partial(self._in_thread, context, fn.fn, args, kwargs)
             )
         if row.timeout is None:
             return await call
@@ -360,11 +422,13 @@ class Worker:
                 ) from None
             raise
 
-    def _in_thread(self, context: contextvars.Context, fn: Any, row: Claimed) -> Any:
+    def _in_thread(
+        self, context: contextvars.Context, fn: Any, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         with self._busy_lock:
             self._threads_busy += 1
         try:
-            return context.run(fn, *row.args, **row.kwargs)
+            return context.run(fn, *args, **kwargs)
         finally:
             with self._busy_lock:
                 self._threads_busy -= 1
@@ -385,16 +449,19 @@ class Worker:
         self._reporter.add(row, store.RETRY, error=error, delay=delay)
         self._wake_at(delay)
 
-    async def _run_workflow(self, fn: Function[Any, Any], row: Claimed) -> Any:
+    async def _run_workflow(
+        self, fn: Function[Any, Any], row: Claimed, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(store.HISTORY, (row.id,))
                 history = [store.ChildRecord(*r) for r in await cursor.fetchall()]
         except _LOST as exc:
             raise _DatabaseLost from exc
+        row.history_size = len(history)
         run = WorkflowRun(row.id, row.function_name, history)
         try:
-            finished, result = await drive(run, fn.fn(*row.args, **row.kwargs))
+            finished, result = await drive(run, fn.fn(*args, **kwargs))
         except Exception:
             if run.divergence is not None:
                 raise run.divergence from None
@@ -410,10 +477,21 @@ class Worker:
                     f"{', '.join(map(step_label, missing))}"
                 )
             return result
+        if self._observed:
+            self._instruments.finish(row, None)
+        parent, buffer, trace_id = None, None, row.trace_id
+        if self._observed:
+            parent, buffer, trace_id = self._instruments.child_parent(row)
+        creation = Creation(self._obs, run.new_children, parent, trace_id, buffer)
+        if self._observed:
+            suspend_start = time.time_ns()
         try:
             await self._pool_run(functools.partial(self._suspend, row=row, run=run))
         except _LOST as exc:
             raise _DatabaseLost from exc
+        creation.done()
+        if self._observed:
+            self._instruments.suspended(row, suspend_start, time.time_ns())
         return _SUSPENDED
 
     async def _pool_run(self, work: Any) -> None:
@@ -459,21 +537,111 @@ class Worker:
         while not self._stopping.is_set():
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                await self._heartbeat("active")
-                cursor = await self._maint_conn.run(
-                    lambda conn: conn.execute(store.DETECT_DEAD, (self.dead_after,)), attempts=3
+                await self._observed_call(
+                    "worker.heartbeat", "heartbeat", self._heartbeat("active")
                 )
-                row = await cursor.fetchone()
-                if row and (row[0] or row[1]):
+                found = await self._observed_call(
+                    "worker.detect_dead_workers", "detect_dead", self._detect_dead()
+                )
+                if found and (found[0] or found[1]):
                     log.warning(
                         "rhythm: workers %s declared dead; %d execution(s) returned to pending",
-                        ", ".join(row[0] or []) or "(earlier)",
-                        row[1],
+                        ", ".join(found[0] or []) or "(earlier)",
+                        found[1],
                     )
             except _LOST:
                 pass  # the connection logs the outage once, and its end
             except psycopg.Error as exc:
                 log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
+
+    async def _detect_dead(self) -> Any:
+        cursor = await self._maint_conn.run(
+            lambda conn: conn.execute(store.DETECT_DEAD, (self.dead_after,)), attempts=3
+        )
+        return await cursor.fetchone()
+
+    async def _observed_call(self, span_name: str, operation: str, work: Any) -> Any:
+        """Run heartbeat work; with observability on, time it, and give it a span of its own
+        trace when it failed or (dead-worker check) found something."""
+        if not self._observed:
+            return await work
+        start, failure, result = time.time_ns(), None, cast(Any, None)
+        try:
+            result = await work
+        except Exception as exc:
+            failure = exc
+        end = time.time_ns()
+        self._instruments.query(operation, start, end)
+        found = bool(result and (result[0] or result[1]))
+        if self._instruments.tracing and (failure is not None or found):
+            attributes: dict[str, Any] = {"worker_id": self.worker_id}
+            if found:
+                attributes["dead_worker_ids"] = list(result[0] or [])
+                attributes["reassigned_count"] = int(result[1])
+            emit_standalone(self._obs, span_name, start, end, attributes, failure)
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _collect_gauges(self) -> None:
+        """Every metrics interval, the one worker that wins the cluster lease reads the gauges."""
+        interval = self._obs.config.metrics.interval
+        seen: set[tuple[str, ...]] = set()
+        while not self._stopping.is_set():
+            try:
+                seen = await self._maint_conn.run(
+                    functools.partial(self._read_gauges, interval=interval, seen=seen), attempts=3
+                )
+            except psycopg.Error as exc:
+                log.debug("rhythm: gauges not read: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def _read_gauges(
+        self, conn: psycopg.AsyncConnection[Any], *, interval: float, seen: set[tuple[str, ...]]
+    ) -> set[tuple[str, ...]]:
+        start = time.time_ns()
+        won = await (
+            await conn.execute(store.GAUGE_LEASE, (self.worker_id, interval * 0.9))
+        ).fetchone()
+        if won is None:
+            return seen
+        waiting = await (await conn.execute(store.GAUGE_WAITING)).fetchall()
+        running = await (await conn.execute(store.GAUGE_RUNNING)).fetchall()
+        workers = await (await conn.execute(store.GAUGE_WORKERS)).fetchone()
+        instruments = self._instruments
+        instruments.query("gauges", start, time.time_ns())
+        instruments.gauge("rhythm.workers.active", workers[0] if workers else 0, "{worker}", {})
+        now: set[tuple[str, ...]] = set()
+        for queue, kind, n in waiting:
+            now.add(("waiting", queue, kind))
+            instruments.gauge(
+                "rhythm.executions.waiting",
+                n,
+                "{execution}",
+                {"queue": queue, "execution_type": kind},
+            )
+        label_worker = self._obs.config.metrics.worker_id_label
+        for queue, kind, worker, n in running:
+            worker = worker if label_worker else ""
+            now.add(("running", queue, kind, worker))
+            labels = {"queue": queue, "execution_type": kind}
+            if label_worker:
+                labels["worker_id"] = worker
+            instruments.gauge("rhythm.executions.running", n, "{execution}", labels)
+        for gone in seen - now:  # a series that emptied reads 0, not its last value
+            if gone[0] == "waiting":
+                instruments.gauge(
+                    "rhythm.executions.waiting",
+                    0,
+                    "{execution}",
+                    {"queue": gone[1], "execution_type": gone[2]},
+                )
+            else:
+                labels = {"queue": gone[1], "execution_type": gone[2]}
+                if gone[3]:
+                    labels["worker_id"] = gone[3]
+                instruments.gauge("rhythm.executions.running", 0, "{execution}", labels)
+        return now
 
     async def _listen(self, url: str, source: str) -> None:
         listener = Connection(url, source, "listen")
@@ -559,4 +727,6 @@ class Worker:
         await self._pool.close()
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):
             await conn.close()
+        if self._observed and self._owns_observability:  # flush: nothing lost on a stop
+            await asyncio.to_thread(self._obs.shutdown, max(self.shutdown_timeout, 5.0))
         log.info("rhythm: worker %s stopped", self.worker_id)

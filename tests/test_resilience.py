@@ -4,6 +4,7 @@ connections that are killed under it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 
@@ -25,8 +26,8 @@ def running_row(db, *, lease: int = 1, worker_id: str = "someone") -> Claimed:
         "VALUES (%s, 'task', 'tests.apps.basic.add', 'nowhere', 'running', %s, %s)",
         (execution_id, worker_id, lease),
     )
-    return Claimed(execution_id, "task", "tests.apps.basic.add", "nowhere", [], {}, 1, 0, None,
-                   lease, None)
+    return Claimed(execution_id, "task", "tests.apps.basic.add", "nowhere", "[]", "{}", 1, 0,
+                   None, lease, None, None, None, None, 0, 0)
 
 
 def report(database_url: str, outcomes: list[tuple[Claimed, str, str | None]]) -> None:
@@ -57,7 +58,7 @@ def test_an_outcome_the_database_refuses_becomes_a_failure(database_url, db) -> 
 
 def test_a_stale_lease_cannot_overwrite_the_new_owner(database_url, db) -> None:
     row = running_row(db, lease=2)
-    stale = Claimed(*[getattr(row, f) for f in Claimed.__slots__][:9], 1, None)
+    stale = dataclasses.replace(row, lease=1)
     report(database_url, [(stale, store.COMPLETED, "1")])
     assert state(db, row) == ("running", None, None)
     report(database_url, [(row, store.COMPLETED, "2")])

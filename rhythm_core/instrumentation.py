@@ -1,0 +1,588 @@
+"""Turning engine events into spans and metric points.
+
+The worker holds an :class:`Instruments` only when observability is on, and calls it at a
+few points (claim, attempt start and end, report, suspend, heartbeat). Spans of an
+execution's attempt are built when its outcome is written, from timings taken along the
+way: only then is it known whether an unsampled trace must be kept because the attempt
+failed (``sample_errors``). Spans opened by user code (``rhythm_core.trace.span``) are live
+when their trace is sampled, and buffered otherwise.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import store
+from .plugins import Observability
+from .serialization import encode
+from .telemetry import (
+    CLIENT,
+    CONSUMER,
+    COUNTER,
+    GAUGE,
+    HISTOGRAM,
+    INTERNAL,
+    OK,
+    MetricPoint,
+    Span,
+    SpanContext,
+)
+from .telemetry import (
+    PRODUCER as PRODUCER_KIND,
+)
+from .tracecontext import (
+    CarrierError,
+    ClaimedContext,
+    build_carrier,
+    clean_tracestate,
+    new_span_id,
+    new_trace_id,
+    parse_baggage,
+    parse_traceparent,
+    read_claimed,
+)
+
+if TYPE_CHECKING:
+    from .store import Claimed, NewExecution
+
+# Attribute names: the reference document's, and OpenTelemetry's messaging and database
+# semantic conventions beside them.
+MESSAGING = {"messaging.system": "rhythm"}
+DATABASE = {"db.system.name": "postgresql"}
+
+
+@dataclass(slots=True)
+class Position:
+    """The span that is current in this context (what new spans and executions hang under).
+
+    :ivar buffer: where spans go when the trace is not sampled but may be kept for an error
+        (inside an attempt, with ``sample_errors``); None to drop them.
+    """
+
+    trace_id: str
+    span_id: str
+    sampled: bool
+    buffer: list[Span] | None = None
+
+
+current: ContextVar[Position | None] = ContextVar("rhythm_current_span", default=None)
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """Timings of one claimed execution's attempt, kept until its outcome is written."""
+
+    context: ClaimedContext | None
+    claim_start: int
+    claim_end: int
+    attempt_span_id: str = ""
+    start: int = 0
+    end: int = 0
+    error: tuple[str, str, str] | None = None
+    decode: tuple[int, int, int] | None = None
+    encode: tuple[int, int, int] | None = None
+    buffered: list[Span] = field(default_factory=list)
+
+
+def _seconds(start_ns: int, end_ns: int) -> float:
+    return max(end_ns - start_ns, 0) / 1e9
+
+
+class Instruments:
+    def __init__(self, observability: Observability, worker_id: str) -> None:
+        self.obs = observability
+        self.tracing = observability.tracing
+        self.metering = observability.metering
+        traces = observability.config.traces
+        self.sample_rate = traces.sample_rate
+        self.sample_errors = traces.sample_errors
+        self.worker_id = worker_id
+        self.worker_label = worker_id if observability.config.metrics.worker_id_label else None
+        self._labels: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    # -- shared pieces ---------------------------------------------------------------------
+
+    def labels(self, *pairs: tuple[str, Any]) -> dict[str, Any]:
+        """One shared dict per label set (points are never mutated), so emitting is cheap."""
+        found = self._labels.get(pairs)
+        if found is None:
+            found = self._labels[pairs] = {k: v for k, v in pairs if v is not None}
+        return found
+
+    def count(self, name: str, value: float, unit: str, labels: dict[str, Any]) -> None:
+        self.obs.metric(MetricPoint(name, COUNTER, value, unit, labels, time.time_ns()))
+
+    def observe(self, name: str, seconds: float, labels: dict[str, Any]) -> None:
+        self.obs.metric(MetricPoint(name, HISTOGRAM, seconds, "s", labels, time.time_ns()))
+
+    def query(self, operation: str, start_ns: int, end_ns: int) -> None:
+        if self.metering:
+            self.observe(
+                "rhythm.db.query.duration",
+                _seconds(start_ns, end_ns),
+                self.labels(("operation", operation)),
+            )
+
+    def decide(self) -> bool:
+        return random.random() < self.sample_rate
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def claimed(self, rows: list[Claimed], queues: list[str], start_ns: int, end_ns: int) -> None:
+        """A claim statement ran (``rows`` may be empty: an idle poll, which makes no span)."""
+        if self.metering:
+            queue_label = queues[0] if len(queues) == 1 else ",".join(queues)
+            self.observe(
+                "rhythm.claim_loop.duration",
+                _seconds(start_ns, end_ns),
+                self.labels(("worker_id", self.worker_label), ("queue", queue_label)),
+            )
+            self.query("claim", start_ns, end_ns)
+            groups = Counter((row.queue, row.type) for row in rows)
+            for (queue, kind), n in groups.items():
+                self.count(
+                    "rhythm.executions.claimed",
+                    n,
+                    "{execution}",
+                    self.labels(
+                        ("queue", queue), ("worker_id", self.worker_label), ("execution_type", kind)
+                    ),
+                )
+            for row in rows:
+                if row.type == "workflow":
+                    self.count(
+                        "rhythm.workflow.replays",
+                        1,
+                        "{replay}",
+                        self.labels(("workflow_name", row.function_name)),
+                    )
+        for row in rows:
+            context = None
+            if self.tracing:
+                context = read_claimed(
+                    row.trace_id, row.span_id, row.trace_context, self.sample_rate
+                )
+            row.record = AttemptRecord(context, start_ns, end_ns)
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def begin(self, row: Claimed) -> None:
+        """The attempt starts: later spans and executions hang under its span."""
+        record = row.record
+        assert record is not None
+        record.start = time.time_ns()
+        context = record.context
+        if context is not None:
+            record.attempt_span_id = new_span_id()
+            buffer = None if context.sampled or not self.sample_errors else record.buffered
+            current.set(Position(context.trace_id, record.attempt_span_id, context.sampled, buffer))
+
+    def finish(self, row: Claimed, error: BaseException | None, stack: str = "") -> None:
+        record = row.record
+        assert record is not None
+        record.end = time.time_ns()
+        if error is not None:
+            record.error = (type(error).__name__, str(error), stack)
+        if self.metering:
+            status = "failed" if error is not None else "success"
+            self.observe(
+                "rhythm.function.execution.duration",
+                _seconds(record.start, record.end),
+                self.labels(
+                    ("function_name", row.function_name),
+                    ("execution_type", row.type),
+                    ("status", status),
+                ),
+            )
+
+    def serialization(self, row: Claimed, direction: str, start_ns: int, size: int) -> None:
+        record = row.record
+        assert record is not None
+        end_ns = time.time_ns()
+        if direction == "deserialize":
+            record.decode = (start_ns, end_ns, size)
+        else:
+            record.encode = (start_ns, end_ns, size)
+        if self.metering:
+            self.observe(
+                "rhythm.serialization.duration",
+                _seconds(start_ns, end_ns),
+                self.labels(("direction", direction), ("format", "json")),
+            )
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
+        """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
+        completed: Counter[tuple[str, str, str]] = Counter()
+        for row, kind in outcomes:
+            record = row.record
+            if record is None:
+                continue
+            final = kind in (store.COMPLETED, store.FAILED)
+            status = "success" if kind == store.COMPLETED else "failed"
+            if self.metering and final:
+                completed[(row.queue, status, row.type)] += 1
+                self.observe(
+                    "rhythm.execution.duration",
+                    _seconds(row.created_ns, end_ns),
+                    self.labels(
+                        ("execution_type", row.type), ("queue", row.queue), ("status", status)
+                    ),
+                )
+            if record.context is not None:
+                self._attempt_spans(row, record, kind, final, start_ns, end_ns)
+        if self.metering:
+            self.query("report", start_ns, end_ns)
+            for (queue, status, kind), n in completed.items():
+                self.count(
+                    "rhythm.executions.completed",
+                    n,
+                    "{execution}",
+                    self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
+                )
+
+    def _attempt_spans(
+        self,
+        row: Claimed,
+        record: AttemptRecord,
+        kind: str,
+        final: bool,
+        report_start: int,
+        report_end: int,
+    ) -> None:
+        context = record.context
+        assert context is not None
+        failed = kind in (store.FAILED, store.RETRY)
+        for_error = not context.sampled and failed and self.sample_errors
+        if not (context.sampled or for_error):
+            return
+        base = {
+            "rhythm.execution_id": row.id,
+            "rhythm.execution_type": row.type,
+            "rhythm.function_name": row.function_name,
+            "queue_name": row.queue,
+            "rhythm.attempt": row.attempt,
+            **MESSAGING,
+            "messaging.destination.name": row.queue,
+            "messaging.message.id": row.id,
+        }
+        if for_error:
+            base["rhythm.sampling.kept_for_error"] = True
+        parent = context.span_id
+
+        def span(
+            name: str,
+            span_id: str,
+            parent_id: str | None,
+            start: int,
+            end: int,
+            kind_: str,
+            attributes: dict[str, Any],
+        ) -> Span:
+            built = Span(
+                name,
+                context.trace_id,
+                span_id,
+                parent_id,
+                start,
+                kind_,
+                end,
+                attributes,
+                OK,
+                sampled=context.sampled,
+                kept_for_error=for_error,
+                links=list(context.links),
+            )
+            return built
+
+        spans = [
+            span(
+                "db.claim_execution",
+                new_span_id(),
+                parent,
+                record.claim_start,
+                record.claim_end,
+                CLIENT,
+                {
+                    **base,
+                    **DATABASE,
+                    "db.operation.name": "UPDATE",
+                    "messaging.operation.type": "receive",
+                    "worker_id": self.worker_id,
+                },
+            ),
+        ]
+        if record.decode is not None:
+            start, end, size = record.decode
+            spans.append(
+                span(
+                    "serialization",
+                    new_span_id(),
+                    parent,
+                    start,
+                    end,
+                    INTERNAL,
+                    {"payload_size": size, "format": "json", "direction": "deserialize"},
+                )
+            )
+        if record.start:
+            name = "workflow.replay" if row.type == "workflow" else "function.invoke"
+            attributes = {
+                **base,
+                "messaging.operation.type": "process",
+                "function_name": row.function_name,
+                "execution_type": row.type,
+            }
+            if row.type == "workflow":
+                attributes.update(
+                    workflow_name=row.function_name,
+                    replay_count=row.replays,
+                    checkpoint_size=row.history_size,
+                )
+            attempt = span(
+                name,
+                record.attempt_span_id,
+                parent,
+                record.start,
+                record.end or record.start,
+                INTERNAL,
+                attributes,
+            )
+            if record.error is not None:
+                attempt.set_error(*record.error)
+            spans.append(attempt)
+        if record.encode is not None:
+            start, end, size = record.encode
+            spans.append(
+                span(
+                    "serialization",
+                    new_span_id(),
+                    parent,
+                    start,
+                    end,
+                    INTERNAL,
+                    {"payload_size": size, "format": "json", "direction": "serialize"},
+                )
+            )
+        spans.append(
+            span(
+                "db.report_result",
+                new_span_id(),
+                parent,
+                report_start,
+                report_end,
+                CLIENT,
+                {
+                    **base,
+                    **DATABASE,
+                    "db.operation.name": "UPDATE",
+                    "execution_id": row.id,
+                    "status": kind,
+                    "result_size": record.encode[2] if record.encode else 0,
+                },
+            )
+        )
+        spans.extend(record.buffered)
+        if final:
+            execution = span(
+                f"{row.type}.{row.function_name}",
+                context.span_id,
+                context.parent.span_id if context.parent else None,
+                row.created_ns,
+                report_end,
+                CONSUMER,
+                {**base, "status": kind, "worker_id": self.worker_id},
+            )
+            if kind == store.FAILED and record.error is not None:
+                execution.set_error(*record.error)
+            spans.append(execution)
+        for built in spans:
+            self.obs.emit_span(built)
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def child_parent(
+        self, row: Claimed
+    ) -> tuple[SpanContext | None, list[Span] | None, str | None]:
+        """(parent, buffer, trace id) for the children a workflow pass creates."""
+        record = row.record
+        context = record.context if record is not None else None
+        if context is None:
+            return None, None, row.trace_id
+        buffer = None if context.sampled or not self.sample_errors else record.buffered
+        parent = SpanContext(context.trace_id, record.attempt_span_id, context.sampled)
+        return parent, buffer, context.trace_id
+
+    def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
+        """A workflow pass ended by suspending (its children recorded)."""
+        self.query("suspend", start_ns, end_ns)
+        record = row.record
+        if record is not None and record.context is not None:
+            self._attempt_spans(row, record, "suspended", False, start_ns, end_ns)
+
+    # -- gauges ----------------------------------------------------------------------------
+
+    def gauge(self, name: str, value: float, unit: str, labels: dict[str, Any]) -> None:
+        self.obs.metric(MetricPoint(name, GAUGE, value, unit, labels, time.time_ns()))
+
+
+def emit_standalone(
+    obs: Observability,
+    name: str,
+    start_ns: int,
+    end_ns: int,
+    attributes: dict[str, Any],
+    error: BaseException | None = None,
+) -> None:
+    """A span that is its own trace (heartbeat, dead-worker check)."""
+    span = Span(
+        name, new_trace_id(), new_span_id(), None, start_ns, INTERNAL, end_ns, attributes, OK
+    )
+    if error is not None:
+        span.set_error(type(error).__name__, str(error))
+    obs.emit_span(span)
+
+
+def position_context(position: Position) -> SpanContext:
+    return SpanContext(position.trace_id, position.span_id, position.sampled)
+
+
+class Creation:
+    """Trace fields for executions about to be inserted, and the spans to emit once they are.
+
+    Every row gets a trace id and span id, observability on or off, so that the database
+    alone holds the trace tree. With tracing on, rows also get a carrier (W3C fields plus what
+    plugins inject) whose parent is a ``db.create_execution`` span made here.
+    """
+
+    def __init__(
+        self,
+        obs: Observability,
+        rows: list[NewExecution],
+        parent: SpanContext | None,
+        trace_id: str | None = None,
+        buffer: list[Span] | None = None,
+    ) -> None:
+        self.obs, self.rows, self.buffer = obs, rows, buffer
+        self.spans: list[Span] = []
+        self.start = time.time_ns()
+        if not obs.tracing:
+            for row in rows:
+                row.trace_id = trace_id or new_trace_id()
+                row.span_id = new_span_id()
+            return
+        if parent is None:
+            parent = _ambient_parent(obs)
+        if parent is not None:
+            self._group(rows, parent.trace_id, parent, parent.sampled)
+        else:
+            rate = obs.config.traces.sample_rate
+            for row in rows:
+                self._group([row], new_trace_id(), None, random.random() < rate)
+
+    def _group(
+        self, rows: list[NewExecution], trace_id: str, parent: SpanContext | None, sampled: bool
+    ) -> None:
+        queues = sorted({r.queue for r in rows})
+        create = Span(
+            "db.create_execution",
+            trace_id,
+            new_span_id(),
+            parent.span_id if parent else None,
+            self.start,
+            PRODUCER_KIND,
+            None,
+            {
+                **MESSAGING,
+                **DATABASE,
+                "db.operation.name": "INSERT",
+                "messaging.operation.type": "create",
+                "messaging.destination.name": queues[0] if len(queues) == 1 else "",
+                "queue": ",".join(queues),
+                "execution_type": rows[0].type,
+                "parent_id": rows[0].parent_id or "",
+                "messaging.batch.message_count": len(rows),
+            },
+            sampled=sampled,
+        )
+        if len(rows) == 1:
+            create.attributes["messaging.message.id"] = rows[0].id
+        carrier = build_carrier(
+            SpanContext(
+                trace_id,
+                create.span_id,
+                sampled,
+                parent.tracestate if parent else "",
+                parent.baggage if parent else (),
+            )
+        )
+        self.obs.inject(create, carrier)
+        encoded = encode(carrier)
+        for row in rows:
+            row.trace_id, row.span_id, row.trace_context = trace_id, new_span_id(), encoded
+        self.spans.append(create)
+
+    def done(self, end_ns: int | None = None) -> None:
+        """The insert committed: emit the create spans of kept traces, and the metrics."""
+        end = end_ns or time.time_ns()
+        if self.obs.metering:
+            _created_metrics(self.obs, self.rows, self.start, end)
+        for span in self.spans:
+            span.end_ns = end
+            if span.sampled:
+                self.obs.emit_span(span)
+            elif self.buffer is not None:
+                self.buffer.append(span)
+
+
+def _created_metrics(obs: Observability, rows: list[NewExecution], start: int, end: int) -> None:
+    now = time.time_ns()
+    obs.metric(
+        MetricPoint(
+            "rhythm.db.query.duration",
+            HISTOGRAM,
+            _seconds(start, end),
+            "s",
+            {"operation": "create"},
+            now,
+        )
+    )
+    groups = Counter((r.queue, r.type, r.parent_id is not None) for r in rows)
+    for (queue, kind, has_parent), n in groups.items():
+        obs.metric(
+            MetricPoint(
+                "rhythm.executions.created",
+                COUNTER,
+                n,
+                "{execution}",
+                {"queue": queue, "execution_type": kind, "has_parent": has_parent},
+                now,
+            )
+        )
+
+
+def _ambient_parent(obs: Observability) -> SpanContext | None:
+    """The application's own current span, as plugins see it (a web request, say)."""
+    carrier: dict[str, str] = {}
+    obs.inject(None, carrier)
+    if "traceparent" in carrier:
+        try:
+            parent = parse_traceparent(carrier["traceparent"])
+        except CarrierError:
+            parent = None
+        if parent is not None:
+            return SpanContext(
+                parent.trace_id,
+                parent.span_id,
+                parent.sampled,
+                clean_tracestate(carrier.get("tracestate")),
+                parse_baggage(carrier.get("baggage")),
+            )
+    return obs.extract(carrier) if carrier else None

@@ -1,0 +1,263 @@
+"""The facade that owns the plugin manager.
+
+The rest of the core talks to plugins only through :class:`Observability`: it loads only the
+selected providers (never the whole entry-point group), decides once whether tracing and
+metrics are on, and calls each hookimpl in isolation, so a plugin that raises is logged
+(rate-limited) and counted but never fails an execution.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Mapping, MutableMapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError
+from .obsconfig import ObservabilityConfig, resolve
+from .telemetry import COUNTER, MetricPoint, Span, SpanContext
+
+log = logging.getLogger("rhythm.observability")
+
+GROUP = "rhythm.observability"
+# Where the providers the project ships come from, for the "install it with" hint.
+KNOWN_PACKAGES = {
+    "otel": "rhythm-core[otel]",
+    "datadog": "rhythm-core[datadog]",
+    "xray": "rhythm-core[xray]",
+}
+HOOKS = (
+    "rhythm_observability_configure",
+    "rhythm_span_start",
+    "rhythm_span_end",
+    "rhythm_metric_emit",
+    "rhythm_context_inject",
+    "rhythm_context_extract",
+    "rhythm_observability_shutdown",
+)
+ERRORS_METRIC = "rhythm.observability.errors"
+_LOG_EVERY = 60.0
+
+
+def installed_providers() -> list[EntryPoint]:
+    """The providers installed in this environment, read from metadata without importing."""
+    return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def load_provider(name: str) -> object:
+    """Import one provider by name, or fail naming what is installed and what to install."""
+    found = [ep for ep in installed_providers() if ep.name == name]
+    if not found:
+        names = ", ".join(ep.name for ep in installed_providers()) or "none"
+        package = KNOWN_PACKAGES.get(name, f"the package that provides {name!r}")
+        raise ConfigError(
+            f"unknown observability provider {name!r} (observability.provider / "
+            f"RHYTHM_OBSERVABILITY_PROVIDER); installed providers: {names}; "
+            f"install it with: pip install '{package}'"
+        )
+    try:
+        return found[0].load()
+    except Exception as exc:
+        raise ConfigError(
+            f"observability provider {name!r} ({found[0].value}) failed to import: {exc}"
+        ) from exc
+
+
+def _plugin_name(plugin: object) -> str:
+    return str(
+        getattr(plugin, "name", None) or getattr(plugin, "__name__", None) or type(plugin).__name__
+    )
+
+
+Call = tuple[str, Callable[..., Any]]
+
+
+class Observability:
+    """Plugins selected for this process, and the guarded calls into them.
+
+    ``tracing`` and ``metering`` are decided here, once; when both are false nothing was
+    imported and the engine never calls in.
+    """
+
+    def __init__(self, config: ObservabilityConfig, *, explicit: bool = False) -> None:
+        self.config = config
+        self.explicit = explicit  # configured in code rather than from the environment
+        self.tracing = self.metering = self.enabled = False
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self._last_logged: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._calls: dict[str, list[Call]] = {hook: [] for hook in HOOKS}
+        self._reporting_error = False
+        self._shut = False
+        if not config.enabled:
+            return
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        for name in config.providers:
+            self.manager.register(load_provider(name), name=name)
+        for plugin in config.plugins:
+            self.manager.register(plugin, name=f"{_plugin_name(plugin)}-{id(plugin):x}")
+        self.manager.check_pending()
+        for hook in HOOKS:
+            caller = getattr(self.manager.hook, hook)
+            # pluggy calls the last registered first; keep that order, call each directly
+            for impl in reversed(caller.get_hookimpls()):
+                self._calls[hook].append((impl.plugin_name, self._bind(caller, impl)))
+        self.tracing = config.traces.enabled and bool(
+            self._calls["rhythm_span_start"] or self._calls["rhythm_span_end"]
+        )
+        self.metering = config.metrics.enabled and bool(self._calls["rhythm_metric_emit"])
+        self.enabled = self.tracing or self.metering
+
+    @staticmethod
+    def _bind(caller: Any, impl: Any) -> Callable[..., Any]:
+        """Call an impl with positional arguments, passing only the parameters it declares."""
+        spec = list(caller.spec.argnames)
+        wanted = list(impl.argnames)
+        if wanted == spec:
+            return impl.function  # type: ignore[no-any-return]
+        picks = [spec.index(name) for name in wanted]
+        function = impl.function
+        return lambda *args: function(*(args[i] for i in picks))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Observability:
+        """Run ``rhythm_observability_configure`` (again in children after a fork)."""
+        if not self.enabled:
+            return self
+        self._call("rhythm_observability_configure", self.config)
+        ref = weakref.ref(self)
+
+        def after_fork() -> None:
+            observability = ref()
+            if observability is not None:
+                observability._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
+        return self
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._call("rhythm_observability_configure", self.config)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        if self.enabled and not self._shut:
+            self._shut = True
+            self._call("rhythm_observability_shutdown", timeout)
+
+    # -- guarded calls ---------------------------------------------------------------------
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for plugin, function in self._calls[hook]:
+            try:
+                function(*args)
+            except Exception as exc:
+                self._failed(plugin, hook, exc)
+
+    def span_start(self, span: Span) -> None:
+        self._call("rhythm_span_start", span)
+
+    def span_end(self, span: Span) -> None:
+        self._call("rhythm_span_end", span)
+
+    def emit_span(self, span: Span) -> None:
+        """Start and end a span built after the fact."""
+        self._call("rhythm_span_start", span)
+        self._call("rhythm_span_end", span)
+
+    def metric(self, point: MetricPoint) -> None:
+        self._call("rhythm_metric_emit", point)
+
+    def inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        self._call("rhythm_context_inject", span, carrier)
+
+    def extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        for plugin, function in self._calls["rhythm_context_extract"]:
+            try:
+                found = function(carrier)
+            except Exception as exc:
+                self._failed(plugin, "rhythm_context_extract", exc)
+                continue
+            if isinstance(found, SpanContext):
+                return found
+        return None
+
+    def _failed(self, plugin: str, hook: str, exc: Exception) -> None:
+        key = (plugin, hook)
+        with self._lock:
+            self.errors[key] += 1
+            count = self.errors[key]
+            now = time.monotonic()
+            due = now - self._last_logged.get(key, -_LOG_EVERY) >= _LOG_EVERY
+            if due:
+                self._last_logged[key] = now
+        if due:
+            log.warning(
+                "rhythm: observability plugin %s raised in %s (%d time(s) so far): %r",
+                plugin,
+                hook,
+                count,
+                exc,
+                exc_info=count == 1,
+            )
+        if self.metering and not self._reporting_error:
+            self._reporting_error = True  # a failing metric hook must not recurse
+            try:
+                self.metric(
+                    MetricPoint(
+                        ERRORS_METRIC,
+                        COUNTER,
+                        1,
+                        "{error}",
+                        {"plugin": plugin, "hook": hook},
+                        time.time_ns(),
+                    )
+                )
+            finally:
+                self._reporting_error = False
+
+
+DISABLED = Observability(ObservabilityConfig())
+_active: Observability | None = None
+_active_lock = threading.Lock()
+
+
+def active() -> Observability:
+    """The process's observability: set by :func:`activate`, else read from ``RHYTHM_*`` once."""
+    global _active
+    current = _active
+    if current is not None:
+        return current
+    with _active_lock:
+        if _active is None:
+            config = resolve(None)
+            _active = Observability(config).start() if config.enabled else DISABLED
+            if _active.enabled:
+                atexit.register(_active.shutdown)
+        return _active
+
+
+def activate(observability: Observability) -> None:
+    """Make ``observability`` the process's (what ``.queue()`` and the custom API use)."""
+    global _active
+    _active = observability
+
+
+def from_block(block: Mapping[str, Any] | Observability | None) -> Observability:
+    """Build and start the observability for a block, or reuse the process's."""
+    if isinstance(block, Observability):
+        return block
+    if block is None:
+        return active()
+    observability = Observability(resolve(block), explicit=True)
+    return observability.start()

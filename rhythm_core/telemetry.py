@@ -1,0 +1,108 @@
+"""What the core hands to observability plugins: span contexts, spans and metric points.
+
+Plugins receive these objects through the hooks in :mod:`rhythm_core.hookspecs`. Ids are
+lower-case hex strings made by the core (:mod:`rhythm_core.tracecontext`); times are Unix
+nanoseconds, set by the core and to be honoured rather than re-read from a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Span kinds, after OpenTelemetry's.
+INTERNAL, CLIENT, PRODUCER, CONSUMER = "internal", "client", "producer", "consumer"
+# Span status codes.
+UNSET, OK, ERROR = "unset", "ok", "error"
+# Metric kinds.
+COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
+
+
+@dataclass(slots=True, frozen=True)
+class SpanContext:
+    """A position in a trace: the ids a child needs to join it.
+
+    :ivar trace_id: 32 lower-case hex digits; the first 8 are the Unix time in seconds.
+    :ivar span_id: 16 lower-case hex digits, never all zero.
+    :ivar sampled: whether the trace was kept by head sampling at its root.
+    :ivar tracestate: the W3C ``tracestate`` value carried along, or ``""``.
+    :ivar baggage: W3C baggage entries carried along (bounded, secrets dropped).
+    """
+
+    trace_id: str
+    span_id: str
+    sampled: bool = True
+    tracestate: str = ""
+    baggage: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class Span:
+    """One operation in a trace.
+
+    :ivar name: e.g. ``task.send_email``, ``db.claim_execution``, ``function.invoke``.
+    :ivar trace_id: the trace's id (same as ``executions.trace_id``).
+    :ivar span_id: this span's id (for an execution span, ``executions.span_id``).
+    :ivar parent_span_id: the parent's span id, or None for a root span.
+    :ivar kind: ``internal``, ``client``, ``producer`` or ``consumer``.
+    :ivar start_ns: start, Unix nanoseconds.
+    :ivar end_ns: end, Unix nanoseconds; None until the span ends.
+    :ivar attributes: attribute names to str, bool, int or float values.
+    :ivar status: ``unset``, ``ok`` or ``error``.
+    :ivar error_type: the exception's type name when ``status`` is ``error``.
+    :ivar error_message: the exception's message.
+    :ivar error_stack: the formatted traceback, when known.
+    :ivar sampled: True when the trace was kept by head sampling.
+    :ivar kept_for_error: True when the trace was not sampled but this span is emitted because
+        its execution failed (``sample_errors``).
+    :ivar links: contexts this span links to (for a new root trace started because a carrier
+        was malformed: what could be read of it).
+    :ivar native: per-plugin storage for the plugin's own span object, keyed by plugin name.
+    """
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    start_ns: int
+    kind: str = INTERNAL
+    end_ns: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    status: str = UNSET
+    error_type: str | None = None
+    error_message: str | None = None
+    error_stack: str | None = None
+    sampled: bool = True
+    kept_for_error: bool = False
+    links: list[SpanContext] = field(default_factory=list)
+    native: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def context(self) -> SpanContext:
+        return SpanContext(self.trace_id, self.span_id, self.sampled)
+
+    def set_error(self, error_type: str, message: str, stack: str | None = None) -> None:
+        self.status, self.error_type, self.error_message = ERROR, error_type, message
+        self.error_stack = stack
+        self.attributes["error.type"] = error_type
+
+
+@dataclass(slots=True, frozen=True)
+class MetricPoint:
+    """One measurement.
+
+    :ivar name: a catalogue name (``rhythm.executions.claimed``...) or a custom one.
+    :ivar kind: ``counter`` (``value`` is the increment), ``histogram`` (one observation) or
+        ``gauge`` (the current value, up or down).
+    :ivar value: the number.
+    :ivar unit: UCUM unit: ``s`` for durations, ``{execution}``, ``{worker}``, ``By``...
+    :ivar attributes: label names to values; never execution ids.
+    :ivar time_ns: when it was measured, Unix nanoseconds.
+    """
+
+    name: str
+    kind: str
+    value: float
+    unit: str
+    attributes: dict[str, Any]
+    time_ns: int

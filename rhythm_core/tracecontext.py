@@ -1,0 +1,201 @@
+"""Trace and span ids, W3C Trace Context, baggage, and the carrier kept in
+``executions.trace_context``.
+
+Trace ids are 128-bit with the Unix time in seconds in the first 32 bits, so the same id is a
+valid OpenTelemetry, Datadog (128-bit) and X-Ray (``1-<8 hex>-<24 hex>``) trace id. Span ids
+are 64-bit and never zero.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .telemetry import SpanContext
+
+_getrandbits = random.getrandbits  # re-seeded in forked children by the random module
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+MAX_CARRIER_BYTES = 16 * 1024
+MAX_TRACESTATE_MEMBERS, MAX_TRACESTATE_CHARS = 32, 512
+# W3C Baggage asks propagators to keep at least 64 entries and 8192 bytes; we keep exactly
+# that much and no more.
+MAX_BAGGAGE_ENTRIES, MAX_BAGGAGE_BYTES = 64, 8192
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|api[-_.]?key|auth|credential|cookie|session|private|signature",
+    re.IGNORECASE,
+)
+_BAGGAGE_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class CarrierError(ValueError):
+    """A carrier that cannot be trusted; the message says what is wrong with it."""
+
+
+def new_trace_id() -> str:
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{_getrandbits(96):024x}"
+
+
+def new_span_id() -> str:
+    return f"{_getrandbits(64) or 1:016x}"
+
+
+def is_trace_id(value: Any) -> bool:
+    return isinstance(value, str) and _HEX32.fullmatch(value) is not None and value != _ZERO_TRACE
+
+
+def is_span_id(value: Any) -> bool:
+    return isinstance(value, str) and _HEX16.fullmatch(value) is not None and value != _ZERO_SPAN
+
+
+def format_traceparent(trace_id: str, span_id: str, sampled: bool) -> str:
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+
+
+def parse_traceparent(value: Any) -> SpanContext:
+    """Parse a W3C ``traceparent``; raise :class:`CarrierError` saying what is wrong."""
+    if not isinstance(value, str):
+        raise CarrierError(f"traceparent is a {type(value).__name__}, not a string")
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
+        raise CarrierError(f"traceparent {value[:80]!r} is not version-traceid-parentid-flags")
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff":
+        raise CarrierError("traceparent version ff is invalid")
+    if version == "00" and rest:
+        raise CarrierError("traceparent version 00 has extra fields")
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        raise CarrierError("traceparent has an all-zero id")
+    return SpanContext(trace_id, span_id, sampled=bool(int(flags, 16) & 1))
+
+
+def clean_tracestate(value: Any) -> str:
+    """A valid, bounded ``tracestate`` or ``""`` (an invalid one is dropped, as W3C says)."""
+    if not isinstance(value, str) or len(value) > MAX_TRACESTATE_CHARS:
+        return ""
+    members = [m.strip() for m in value.split(",") if m.strip()]
+    if len(members) > MAX_TRACESTATE_MEMBERS or any("=" not in m for m in members):
+        return ""
+    return ",".join(members)
+
+
+def parse_baggage(value: Any) -> tuple[tuple[str, str], ...]:
+    """Baggage entries, bounded to 64 entries / 8192 bytes, with secret-looking keys dropped."""
+    if not isinstance(value, str):
+        return ()
+    entries: list[tuple[str, str]] = []
+    size = 0
+    for item in value.split(","):
+        key, sep, rest = item.partition("=")
+        key = key.strip()
+        if not sep or not _BAGGAGE_KEY.fullmatch(key) or _SECRET_KEY.search(key):
+            continue
+        raw = rest.split(";", 1)[0].strip()
+        size += len(key) + len(raw) + 2
+        if len(entries) >= MAX_BAGGAGE_ENTRIES or size > MAX_BAGGAGE_BYTES:
+            break
+        entries.append((key, raw))
+    return tuple(entries)
+
+
+def format_baggage(entries: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{k}={v}" for k, v in entries)
+
+
+def build_carrier(parent: SpanContext) -> dict[str, str]:
+    """The carrier for an execution whose parent span is ``parent``."""
+    carrier = {"traceparent": format_traceparent(parent.trace_id, parent.span_id, parent.sampled)}
+    if parent.tracestate:
+        carrier["tracestate"] = parent.tracestate
+    if parent.baggage:
+        carrier["baggage"] = format_baggage(parent.baggage)
+    return carrier
+
+
+@dataclass(slots=True)
+class ClaimedContext:
+    """What a worker knows of a claimed execution's place in its trace.
+
+    :ivar trace_id: the trace (``executions.trace_id``, or a new one if the row's was unusable).
+    :ivar span_id: the execution span's id (``executions.span_id``, or a new one).
+    :ivar parent: the span that created the execution, or None for a root.
+    :ivar sampled: the head-sampling decision carried from the root.
+    :ivar problem: why the stored context was not usable (then ids are new and ``links`` hold
+        what could be read), or None.
+    """
+
+    trace_id: str
+    span_id: str
+    parent: SpanContext | None
+    sampled: bool
+    problem: str | None = None
+    links: list[SpanContext] = field(default_factory=list)
+
+    @property
+    def replaced(self) -> bool:
+        return self.problem is not None
+
+
+def read_claimed(
+    trace_id: Any, span_id: Any, carrier: Any, sample: float, decide: Any = random.random
+) -> ClaimedContext:
+    """Read a claimed row's trace columns. Never raises: an unusable carrier starts a new root
+    trace, with ``problem`` set and a link to whatever could be read."""
+    try:
+        parent = _read_carrier(trace_id, carrier)
+        if not is_span_id(span_id):
+            raise CarrierError(f"span_id {str(span_id)[:40]!r} is not 16 lower-case hex digits")
+    except CarrierError as exc:
+        links = []
+        if is_trace_id(trace_id) and is_span_id(span_id):
+            links.append(SpanContext(trace_id, span_id, False))
+        return ClaimedContext(
+            new_trace_id(),
+            span_id if is_span_id(span_id) else new_span_id(),
+            None,
+            decide() < sample,
+            str(exc),
+            links,
+        )
+    if parent is None:
+        return ClaimedContext(trace_id, span_id, None, decide() < sample)
+    return ClaimedContext(trace_id, span_id, parent, parent.sampled)
+
+
+def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
+    if not is_trace_id(trace_id):
+        raise CarrierError(f"trace_id {str(trace_id)[:40]!r} is not 32 lower-case hex digits")
+    if carrier is None:
+        return None
+    if isinstance(carrier, str):  # stored as a JSON string rather than an object
+        try:
+            carrier = json.loads(carrier)
+        except ValueError:
+            raise CarrierError("trace_context is not JSON") from None
+    if not isinstance(carrier, Mapping):
+        raise CarrierError(f"trace_context is a JSON {type(carrier).__name__}, not an object")
+    if len(json.dumps(carrier, ensure_ascii=False)) > MAX_CARRIER_BYTES:
+        raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
+    for key, value in carrier.items():
+        if not isinstance(value, str):
+            raise CarrierError(f"trace_context[{key!r}] is a {type(value).__name__}, not a string")
+    if "traceparent" not in carrier:
+        return None
+    parent = parse_traceparent(carrier["traceparent"])
+    if parent.trace_id != trace_id:
+        raise CarrierError("traceparent names another trace than the row's trace_id")
+    return SpanContext(
+        parent.trace_id,
+        parent.span_id,
+        parent.sampled,
+        clean_tracestate(carrier.get("tracestate")),
+        parse_baggage(carrier.get("baggage")),
+    )
