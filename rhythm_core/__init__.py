@@ -15,6 +15,7 @@ execution_id = onboard.queue("ada@example.com")
 
 from .client import cancel, get_execution, get_execution_async, wait, wait_async
 from .current import CurrentExecution, current_execution
+from .custom import metrics, trace
 from .database import configure
 from .errors import (
     ConfigError,
@@ -29,6 +30,8 @@ from .errors import (
     UnknownFunction,
 )
 from .functions import Task, Workflow, task, workflow
+from .hookspecs import hookimpl
+from .obsconfig import ObservabilityConfig
 from .replay import is_replaying
 from .store import Execution
 from .worker import Worker
@@ -42,6 +45,7 @@ __all__ = [
     "ExecutionNotFound",
     "ExecutionTimeout",
     "NotInWorkflow",
+    "ObservabilityConfig",
     "ReplayDivergence",
     "RhythmError",
     "SerializationError",
@@ -54,8 +58,11 @@ __all__ = [
     "current_execution",
     "get_execution",
     "get_execution_async",
+    "hookimpl",
     "is_replaying",
+    "metrics",
     "task",
+    "trace",
     "wait",
     "wait_async",
     "workflow",

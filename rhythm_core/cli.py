@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
     status.add_argument("id", nargs="?", help="execution id")
     commands.add_parser("demo", help="run a sample workflow in-process and show its tree")
+    trace = commands.add_parser(
+        "trace", help="a trace's executions as a waterfall, from the database alone"
+    )
+    trace.add_argument("id", help="an execution id, or a trace id (32 hex digits)")
+    commands.add_parser(
+        "plugins", help="list installed observability providers (without importing them)"
+    )
     return parser
 
 
@@ -144,6 +151,47 @@ def _status(execution_id: str | None) -> int:
     return 0
 
 
+def _trace(identifier: str) -> int:
+    from . import tree
+    from .client import _check_id
+    from .database import connect, resolve_database_url
+    from .errors import ExecutionNotFound
+    from .migrations import ensure_schema
+    from .tracecontext import is_trace_id
+
+    url, source = resolve_database_url()
+    ensure_schema(url, source)
+    with connect(url, source) as conn:
+        trace_id = identifier.lower() if is_trace_id(identifier.lower()) else None
+        if trace_id is None:
+            row = conn.execute(tree.TRACE_OF, (_check_id(identifier),)).fetchone()
+            if row is None:
+                raise ExecutionNotFound(f"no execution has id {identifier!r}")
+            trace_id = row[0]
+        nodes = tree.load_trace(conn, trace_id) if trace_id else []
+    if not nodes:
+        raise ExecutionNotFound(f"no execution belongs to trace {identifier!r}")
+    print(f"trace {trace_id}: {len(nodes)} execution(s)")
+    print(tree.render(nodes))
+    return 0
+
+
+def _plugins() -> int:
+    from .plugins import KNOWN_PACKAGES, installed_providers
+
+    providers = installed_providers()
+    if not providers:
+        print(
+            "no observability providers installed; for example: "
+            f"pip install '{KNOWN_PACKAGES['otel']}'"
+        )
+        return 0
+    for ep in providers:
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ""
+        print(f"{ep.name:<12} {ep.value:<40} {dist}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -155,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _worker(args)
         if args.command == "status":
             return _status(args.id)
+        if args.command == "trace":
+            return _trace(args.id)
+        if args.command == "plugins":
+            return _plugins()
         from . import demo
 
         return demo.main()

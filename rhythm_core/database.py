@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -14,12 +15,29 @@ ENV_URL = "RHYTHM_DATABASE_URL"
 _configured_url: str | None = None
 
 
-def configure(database_url: str | None) -> None:
-    """Set the database URL used by ``.queue()``, ``wait()`` and workers in this process."""
+def configure(
+    database_url: str | None = None, *, observability: Mapping[str, Any] | None = None
+) -> None:
+    """Configure this process's enqueueing side (and workers that are given no settings).
+
+    :param database_url: used by ``.queue()``, ``wait()`` and workers (else
+        ``RHYTHM_DATABASE_URL``, else the embedded server).
+    :param observability: the observability block (docs/observability.md): traces of
+        ``.queue()`` calls and ``rhythm_core.trace``/``metrics`` use it.
+    """
     global _configured_url
     if database_url is not None and not isinstance(database_url, str):
         raise ConfigError(f"database_url must be a string, got {type(database_url).__name__}")
-    _configured_url = database_url
+    if database_url is not None:
+        _configured_url = database_url
+    if observability is not None:
+        import atexit
+
+        from .plugins import activate, from_block
+
+        configured = from_block(observability)
+        activate(configured)
+        atexit.register(configured.shutdown)
 
 
 def resolve_database_url(explicit: str | None = None) -> tuple[str, str]:

@@ -19,6 +19,13 @@ SELECT id::text, parent_id::text, step, type, function_name, status, attempt, cr
 FROM tree
 """
 
+TRACE = """
+SELECT id::text, parent_id::text, step, type, function_name, status, attempt, created_at,
+       completed_at, error->>'type', error->>'message'
+FROM executions WHERE trace_id = %s ORDER BY created_at
+"""
+TRACE_OF = "SELECT trace_id FROM executions WHERE id = %s"
+
 
 @dataclass(slots=True)
 class Node:
@@ -39,6 +46,13 @@ def load(conn: psycopg.Connection[Any], root_id: str) -> list[Node]:
     return [Node(*row) for row in conn.execute(TREE, (root_id,))]
 
 
+def load_trace(conn: psycopg.Connection[Any], trace_id: str) -> list[Node]:
+    """Every execution of a trace, roots (no parent in the trace) first."""
+    nodes = [Node(*row) for row in conn.execute(TRACE, (trace_id,))]
+    ids = {n.id for n in nodes}
+    return sorted(nodes, key=lambda n: n.parent_id in ids)
+
+
 def _ms(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
@@ -48,15 +62,18 @@ def _ms(seconds: float) -> str:
 
 
 def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -> str:
-    """Draw the tree rooted at ``nodes[0]``: name, status, attempts, start offset, duration, bar."""
+    """Draw the executions as trees (one per root): name, status, attempts, start offset from
+    the earliest, duration, and a bar on a shared time axis."""
     if not nodes:
         return ""
     now = now or datetime.now(UTC)
+    ids = {n.id for n in nodes}
+    roots = [n for n in nodes if n.parent_id not in ids] or nodes[:1]
     children: dict[str | None, list[Node]] = {}
-    for node in nodes[1:]:
-        children.setdefault(node.parent_id, []).append(node)
-    root = nodes[0]
-    start = root.created_at
+    for node in nodes:
+        if node not in roots:
+            children.setdefault(node.parent_id, []).append(node)
+    start = min(n.created_at for n in nodes)
     end = max((n.completed_at or now) for n in nodes)
     total = max((end - start).total_seconds(), 1e-6)
 
@@ -73,7 +90,8 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
                 "└─ " if last else "├─ ",
             )
 
-    walk(root, "", "")
+    for root in roots:
+        walk(root, "", "")
     name_width = max(len(label) for label, _ in rows)
     lines = []
     for label, node in rows:

@@ -21,8 +21,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 import rhythm_core
-from rhythm_core import Worker, client
+from rhythm_core import Worker, client, plugins
 from rhythm_core.migrations import ensure_schema
+from rhythm_core.plugins import Observability
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,15 +134,21 @@ class WorkerProcess:
 def spawn_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     procs: list[WorkerProcess] = []
 
-    def spawn(module: str, *queues: str, extra: list[str] | None = None) -> WorkerProcess:
+    def spawn(
+        module: str, *queues: str, extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
         args = ["-m", module]
         for queue in queues:
             args += ["-q", queue]
         args += ["--heartbeat-interval", "0.2", "--dead-after", "1", "--poll-interval", "0.2"]
         args += extra or []
-        env = {**os.environ, "RHYTHM_DATABASE_URL": database_url,
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        proc = WorkerProcess(args, tmp_path / f"worker-{len(procs)}.log", env)
+        environment = {
+            **os.environ, "RHYTHM_DATABASE_URL": database_url,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            **(env or {}),
+        }
+        proc = WorkerProcess(args, tmp_path / f"worker-{len(procs)}.log", environment)
         procs.append(proc)
         proc.wait_started()
         return proc
@@ -149,6 +156,24 @@ def spawn_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Wo
     yield spawn
     for proc in procs:
         proc.stop()
+
+
+@pytest.fixture
+def observe() -> Iterator[Callable[..., Observability]]:
+    """Configure this process's observability for one test; restored afterwards."""
+    previous = plugins._active
+    made: list[Observability] = []
+
+    def configure(block: dict[str, Any]) -> Observability:
+        observability = plugins.from_block(block)
+        plugins.activate(observability)
+        made.append(observability)
+        return observability
+
+    yield configure
+    for observability in made:
+        observability.shutdown(1.0)
+    plugins.activate(previous)  # type: ignore[arg-type]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:

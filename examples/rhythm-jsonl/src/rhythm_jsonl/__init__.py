@@ -1,0 +1,83 @@
+"""An example rhythm-core observability plugin: every span and metric point as one JSON line.
+
+Select it with ``RHYTHM_OBSERVABILITY_PROVIDER=jsonl`` (or ``"provider": "jsonl"``). The
+file is ``options["jsonl"]["path"]`` or ``RHYTHM_JSONL_PATH`` (``{pid}`` in it is replaced
+by the process id, so that each process writes its own file), default
+``rhythm-telemetry-{pid}.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import IO, Any
+
+from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.telemetry import MetricPoint, Span, SpanContext
+
+
+class JsonLinesPlugin:
+    name = "jsonl"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self._config: ObservabilityConfig | None = None
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
+        # Called again in a forked child: open that process's own file.
+        self._config = config
+        template = (config.options.get("jsonl", {}).get("path")
+                    or os.environ.get("RHYTHM_JSONL_PATH", "rhythm-telemetry-{pid}.jsonl"))
+        with self._lock:
+            self._file = open(template.replace("{pid}", str(os.getpid())), "a",  # noqa: SIM115
+                              encoding="utf-8", buffering=1)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=str)
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")  # line-buffered: on disk once written
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        self._write({
+            "type": "span", "name": span.name, "trace_id": span.trace_id,
+            "span_id": span.span_id, "parent_span_id": span.parent_span_id,
+            "kind": span.kind, "start_ns": span.start_ns, "end_ns": span.end_ns,
+            "status": span.status, "error_type": span.error_type,
+            "error_message": span.error_message, "sampled": span.sampled,
+            "kept_for_error": span.kept_for_error, "attributes": span.attributes,
+            "links": [[link.trace_id, link.span_id] for link in span.links],
+            "service": self._config.service_name if self._config else None,
+            "pid": os.getpid(),
+        })
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        self._write({"type": "metric", "name": point.name, "kind": point.kind,
+                     "value": point.value, "unit": point.unit,
+                     "attributes": point.attributes, "time_ns": point.time_ns})
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        if span is not None:
+            carrier["x-jsonl-created-by"] = span.span_id
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        return None
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                self._file.close()
+                self._file = None
+
+
+plugin = JsonLinesPlugin()

@@ -1,0 +1,97 @@
+"""Custom instrumentation for user code: ``from rhythm_core import trace, metrics``.
+
+    with trace.span("validate_order", order_id=order_id):
+        ...
+    metrics.increment("orders.processed", tags={"status": "success"})
+
+Spans are parented to the running function's span (or to the enclosing custom span). Both
+are no-ops when observability is off, and while a workflow replays recorded steps (so a
+replay does not repeat them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .instrumentation import Position, current
+from .plugins import active
+from .replay import is_replaying
+from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span
+from .tracecontext import new_span_id, new_trace_id
+
+
+class _Trace:
+    @contextlib.contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[Span | None]:
+        """Open a span around a block; yields the :class:`Span` (None when not recorded)."""
+        obs = active()
+        if not obs.tracing or is_replaying():
+            yield None
+            return
+        parent = current.get()
+        if parent is None:  # application code outside any execution: a new root trace
+            sampled = random.random() < obs.config.traces.sample_rate
+            parent = Position(new_trace_id(), "", sampled)
+        span = Span(
+            name,
+            parent.trace_id,
+            new_span_id(),
+            parent.span_id or None,
+            time.time_ns(),
+            attributes=dict(attributes),
+            sampled=parent.sampled,
+        )
+        live = parent.sampled
+        if live:
+            obs.span_start(span)
+        token = current.set(Position(span.trace_id, span.span_id, span.sampled, parent.buffer))
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_error(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
+            raise
+        else:
+            span.status = OK if span.status != "error" else span.status
+        finally:
+            current.reset(token)
+            span.end_ns = time.time_ns()
+            if live:
+                obs.span_end(span)
+            elif parent.buffer is not None:  # kept if the execution's attempt fails
+                parent.buffer.append(span)
+
+
+class _Metrics:
+    def _emit(
+        self, name: str, kind: str, value: float, unit: str, tags: Mapping[str, Any] | None
+    ) -> None:
+        obs = active()
+        if obs.metering and not is_replaying():
+            obs.metric(MetricPoint(name, kind, value, unit, dict(tags or {}), time.time_ns()))
+
+    def increment(
+        self, name: str, value: float = 1, *, tags: Mapping[str, Any] | None = None, unit: str = "1"
+    ) -> None:
+        """Add ``value`` to a counter."""
+        self._emit(name, COUNTER, value, unit, tags)
+
+    def histogram(
+        self, name: str, value: float, *, tags: Mapping[str, Any] | None = None, unit: str = "1"
+    ) -> None:
+        """Record one observation (use ``unit="s"`` for durations in seconds)."""
+        self._emit(name, HISTOGRAM, value, unit, tags)
+
+    def gauge(
+        self, name: str, value: float, *, tags: Mapping[str, Any] | None = None, unit: str = "1"
+    ) -> None:
+        """Set a gauge to its current value."""
+        self._emit(name, GAUGE, value, unit, tags)
+
+
+trace = _Trace()
+metrics = _Metrics()

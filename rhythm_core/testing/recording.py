@@ -1,0 +1,97 @@
+"""An observability plugin that records everything it is given, in memory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from ..hookspecs import hookimpl
+from ..obsconfig import ObservabilityConfig
+from ..telemetry import MetricPoint, Span, SpanContext
+
+
+class RecordingPlugin:
+    """Keeps spans (when they end), metric points, injected carriers and lifecycle calls.
+
+    ``inject`` (optional) is written into every carrier; ``ambient`` (optional) is a W3C
+    traceparent it reports as the application's current span when the core has none.
+    """
+
+    name = "recording"
+
+    def __init__(self, *, ambient: str | None = None) -> None:
+        self.lock = threading.Lock()
+        self.ambient = ambient
+        self.started: list[Span] = []
+        self.spans: list[Span] = []
+        self.points: list[MetricPoint] = []
+        self.carriers: list[dict[str, str]] = []
+        self.configured: list[ObservabilityConfig] = []
+        self.shutdowns: list[float] = []
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
+        self.configured.append(config)
+
+    @hookimpl
+    def rhythm_span_start(self, span: Span) -> None:
+        span.native[self.name] = "started"
+        with self.lock:
+            self.started.append(span)
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        with self.lock:
+            self.spans.append(span)
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        with self.lock:
+            self.points.append(point)
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        if span is None:
+            if self.ambient:
+                carrier["traceparent"] = self.ambient
+            return
+        carrier["x-recording-span"] = span.span_id
+        with self.lock:
+            self.carriers.append(dict(carrier))
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        return None
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        self.shutdowns.append(timeout)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def named(self, name: str) -> list[Span]:
+        with self.lock:
+            return [s for s in self.spans if s.name == name]
+
+    def in_trace(self, trace_id: str) -> list[Span]:
+        with self.lock:
+            return [s for s in self.spans if s.trace_id == trace_id]
+
+    def metric(self, name: str) -> list[MetricPoint]:
+        with self.lock:
+            return [p for p in self.points if p.name == name]
+
+    def total(self, name: str, **labels: Any) -> float:
+        return sum(
+            p.value
+            for p in self.metric(name)
+            if all(p.attributes.get(k) == v for k, v in labels.items())
+        )
+
+    def clear(self) -> None:
+        with self.lock:
+            self.started.clear()
+            self.spans.clear()
+            self.points.clear()
+            self.carriers.clear()

@@ -1,0 +1,51 @@
+"""The traced workflow scenario: three tasks, one failing once, one held so that its worker
+can be killed mid-task."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rhythm_core import current_execution, metrics, task, trace, workflow
+
+from .record import record
+
+
+@task(queue="traced", retries=0)
+async def plain(x: int) -> int:
+    with trace.span("plain.inner", x=x):
+        metrics.increment("test.plain.calls", tags={"kind": "plain"})
+    return x * 10
+
+
+@task(queue="traced", retries=2, retry_backoff=0.1)
+def flaky_once(x: int) -> int:
+    execution = current_execution()
+    assert execution is not None
+    if execution.attempt == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    return x * 100
+
+
+@task(queue="traced", retries=0, timeout=None)
+async def held(marker: str) -> str:
+    record("start")
+    while not Path(marker).exists():
+        await asyncio.sleep(0.02)
+    record("end")
+    return "released"
+
+
+@task(queue="traced", retries=0)
+def always_fails(x: int) -> None:
+    raise ValueError(f"failing {x}")
+
+
+@workflow(queue="traced-wf")
+async def three_tasks(marker: str) -> list[object]:
+    with trace.span("workflow.body"):  # suppressed while replaying recorded steps
+        pass
+    first = await plain.run(1)
+    second = await flaky_once.run(2)
+    third = await held.run(marker)
+    return [first, second, third]
