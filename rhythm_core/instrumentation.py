@@ -273,8 +273,6 @@ class Instruments:
             "messaging.destination.name": row.queue,
             "messaging.message.id": row.id,
         }
-        if for_error:
-            base["rhythm.sampling.kept_for_error"] = True
         parent = context.span_id
 
         def span(
@@ -300,6 +298,8 @@ class Instruments:
                 kept_for_error=for_error,
                 links=list(context.links),
             )
+            if for_error:
+                attributes["rhythm.sampling.kept_for_error"] = True
             return built
 
         spans = [
@@ -473,6 +473,8 @@ class Creation:
         self.obs, self.rows, self.buffer = obs, rows, buffer
         self.spans: list[Span] = []
         self.start = time.time_ns()
+        if not rows:
+            return
         if not obs.tracing:
             for row in rows:
                 row.trace_id = trace_id or new_trace_id()
@@ -532,7 +534,7 @@ class Creation:
     def done(self, end_ns: int | None = None) -> None:
         """The insert committed: emit the create spans of kept traces, and the metrics."""
         end = end_ns or time.time_ns()
-        if self.obs.metering:
+        if self.obs.metering and self.rows:
             _created_metrics(self.obs, self.rows, self.start, end)
         for span in self.spans:
             span.end_ns = end

@@ -105,7 +105,11 @@ class Observability:
         for name in config.providers:
             self.manager.register(load_provider(name), name=name)
         for plugin in config.plugins:
-            self.manager.register(plugin, name=f"{_plugin_name(plugin)}-{id(plugin):x}")
+            name, n = _plugin_name(plugin), 1
+            while self.manager.has_plugin(name):  # two objects of one plugin class
+                n += 1
+                name = f"{_plugin_name(plugin)}-{n}"
+            self.manager.register(plugin, name=name)
         self.manager.check_pending()
         for hook in HOOKS:
             caller = getattr(self.manager.hook, hook)

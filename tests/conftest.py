@@ -71,9 +71,11 @@ def db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.C
     """A connection to the run's database, emptied before each test."""
     monkeypatch.setenv("RHYTHM_DATABASE_URL", database_url)
     rhythm_core.configure(database_url)
+    previous = plugins._active  # workers given a block make it the process's; undo that
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE executions, worker_heartbeats, test_runs")
+        conn.execute("TRUNCATE executions, worker_heartbeats, test_runs, rhythm_metrics_lease")
         yield conn
+    plugins._active = previous
 
 
 @pytest.fixture

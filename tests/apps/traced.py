@@ -49,3 +49,13 @@ async def three_tasks(marker: str) -> list[object]:
     second = await flaky_once.run(2)
     third = await held.run(marker)
     return [first, second, third]
+
+
+@task(queue="traced", retries=0)
+def loaded_modules() -> list[str]:
+    """Which observability backends (or plugins) this worker process has imported."""
+    import sys
+
+    watched = ("opentelemetry", "ddtrace", "aws_xray_sdk", "rhythm_jsonl", "rhythm_otel",
+               "rhythm_datadog", "rhythm_xray", "rhythm_core.testing")
+    return [name for name in watched if name in sys.modules]

@@ -1,0 +1,277 @@
+"""Sampling, zero cost when off, isolation of failing plugins, and configuration errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pluggy
+import pytest
+
+import rhythm_core
+from rhythm_core import ConfigError, ExecutionFailed, Worker, hookimpl, trace
+from rhythm_core.obsconfig import resolve
+from rhythm_core.plugins import ERRORS_METRIC, HOOKS, Observability
+from rhythm_core.testing import RecordingPlugin
+
+from .apps import traced, workflows
+from .conftest import ROOT
+
+
+def tracing(recorder: Any, **traces: Any) -> dict[str, Any]:
+    return {"plugins": [recorder], "traces": {"enabled": True, **traces},
+            "metrics": {"enabled": True}}
+
+
+def run_ok_and_failing(start_worker, observe, block) -> tuple[str, str]:
+    observe(block)
+    start_worker("traced", observability=block)
+    ok, bad = traced.plain.queue(1), traced.always_fails.queue(2)
+    assert rhythm_core.wait(ok, timeout=10) == 10
+    with pytest.raises(ExecutionFailed):
+        rhythm_core.wait(bad, timeout=10)
+    return ok, bad
+
+
+def test_unsampled_traces_emit_only_failing_executions(start_worker, observe, db) -> None:
+    recorder = RecordingPlugin()
+    ok, bad = run_ok_and_failing(start_worker, observe,
+                                 tracing(recorder, sample_rate=0, sample_errors=True))
+    (bad_trace,) = db.execute("SELECT trace_id FROM executions WHERE id = %s", (bad,)).fetchone()
+    assert recorder.spans, "the failing execution's spans must be emitted"
+    assert {s.trace_id for s in recorder.spans} == {bad_trace}
+    assert all(s.kept_for_error and not s.sampled for s in recorder.spans)
+    assert all(s.attributes.get("rhythm.sampling.kept_for_error") for s in recorder.spans
+               if s.name != "plain.inner")
+    execution = next(s for s in recorder.spans if s.name == f"task.{traced.always_fails.name}")
+    assert execution.status == "error" and execution.error_type == "ValueError"
+    invoke = next(s for s in recorder.spans if s.name == "function.invoke")
+    assert invoke.error_message == "failing 2"
+    # metrics are not sampled
+    assert recorder.total("rhythm.executions.completed", status="success") == 1
+    assert recorder.total("rhythm.executions.completed", status="failed") == 1
+
+
+def test_unsampled_traces_without_sample_errors_emit_nothing(start_worker, observe) -> None:
+    recorder = RecordingPlugin()
+    run_ok_and_failing(start_worker, observe,
+                       tracing(recorder, sample_rate=0, sample_errors=False))
+    assert recorder.spans == []
+    assert recorder.total("rhythm.executions.completed") == 2
+
+
+def test_sampled_trace_keeps_everything(start_worker, observe, db) -> None:
+    recorder = RecordingPlugin()
+    ok, _ = run_ok_and_failing(start_worker, observe, tracing(recorder, sample_rate=1))
+    (ok_trace,) = db.execute("SELECT trace_id FROM executions WHERE id = %s", (ok,)).fetchone()
+    names = sorted(s.name for s in recorder.in_trace(ok_trace))
+    assert names == sorted(["db.create_execution", "db.claim_execution", "serialization",
+                            "function.invoke", "plain.inner", "serialization",
+                            "db.report_result", f"task.{traced.plain.name}"])
+    assert not any(s.kept_for_error for s in recorder.spans)
+    # spans carry the core's times: start never after end, execution span from created_at
+    for span in recorder.spans:
+        assert span.end_ns is not None and span.start_ns <= span.end_ns
+
+
+def test_workflow_children_inherit_the_sampling_decision(start_worker, observe, db) -> None:
+    recorder = RecordingPlugin()
+    block = tracing(recorder, sample_rate=0.5)
+    observe(block)
+    start_worker(["wf", "wf-tasks"], observability=block)
+    ids = [workflows.pipeline.queue(i) for i in range(10)]
+    for execution_id in ids:
+        rhythm_core.wait(execution_id, timeout=20)
+    traces = db.execute(
+        "SELECT trace_id, trace_context->>'traceparent' FROM executions").fetchall()
+    by_trace: dict[str, set[str]] = {}
+    for trace_id, traceparent in traces:
+        by_trace.setdefault(trace_id, set()).add(traceparent[-2:])
+    assert all(len(flags) == 1 for flags in by_trace.values())  # one decision per trace
+    kept = {t for t, flags in by_trace.items() if flags == {"01"}}
+    assert {s.trace_id for s in recorder.spans} == kept
+
+
+# -- zero cost when off ----------------------------------------------------------------------
+
+
+def test_off_worker_process_imports_no_backend(spawn_worker) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RHYTHM_TRAC")}
+    env.update(RHYTHM_TRACING_ENABLED="false", RHYTHM_METRICS_ENABLED="false",
+               RHYTHM_OBSERVABILITY_PROVIDER="jsonl")
+    spawn_worker("tests.apps.traced", "traced", env=env)
+    execution_id = traced.loaded_modules.queue()
+    assert rhythm_core.wait(execution_id, timeout=15) == []
+
+
+def test_off_calls_no_hook(start_worker, monkeypatch) -> None:
+    calls: list[str] = []
+    original_call = pluggy.HookCaller.__call__
+
+    def spy_hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(self.name)
+        return original_call(self, *args, **kwargs)
+
+    def spy_dispatch(name: str) -> Any:
+        original = getattr(Observability, name)
+
+        def spied(self: Any, *args: Any) -> Any:
+            calls.append(name)
+            return original(self, *args)
+
+        return spied
+
+    monkeypatch.setattr(pluggy.HookCaller, "__call__", spy_hook)
+    for name in ("_call", "extract", "emit_span", "span_start", "span_end", "metric", "inject"):
+        monkeypatch.setattr(Observability, name, spy_dispatch(name))
+    off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
+    worker = start_worker(["traced", "wf", "wf-tasks"], observability=off)
+    assert worker._observed is False
+    with trace.span("outside") as span:
+        assert span is None
+        ids = [traced.plain.queue(3), workflows.pipeline.queue(2)]
+    for execution_id in ids:
+        rhythm_core.wait(execution_id, timeout=20)
+    with pytest.raises(ExecutionFailed):
+        rhythm_core.wait(traced.always_fails.queue(1), timeout=10)
+    assert calls == []
+
+
+# -- isolation of failing plugins ------------------------------------------------------------
+
+
+class RaisingPlugin:
+    """Raises in every hook."""
+
+    name = "raising"
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: Any) -> None:
+        raise RuntimeError("configure broke")
+
+    @hookimpl
+    def rhythm_span_start(self, span: Any) -> None:
+        raise RuntimeError("span_start broke")
+
+    @hookimpl
+    def rhythm_span_end(self, span: Any) -> None:
+        raise RuntimeError("span_end broke")
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: Any) -> None:
+        raise RuntimeError("metric_emit broke")
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Any, carrier: Any) -> None:
+        carrier["x-raising"] = "1"  # so that extract is asked too
+        raise RuntimeError("inject broke")
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Any) -> None:
+        raise RuntimeError("extract broke")
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        raise RuntimeError("shutdown broke")
+
+
+def test_a_plugin_raising_in_every_hook_fails_nothing(start_worker, caplog) -> None:
+    recorder = RecordingPlugin()
+    block = {"plugins": [RaisingPlugin(), recorder],
+             "traces": {"enabled": True, "sample_rate": 1}, "metrics": {"enabled": True}}
+    caplog.set_level(logging.WARNING, logger="rhythm.observability")
+    worker = start_worker(["traced", "wf", "wf-tasks"], observability=block)
+    ids = [traced.plain.queue(1), workflows.pipeline.queue(1)]
+    assert rhythm_core.wait(ids[0], timeout=10) == 10
+    assert rhythm_core.wait(ids[1], timeout=20)["d"] == 20
+    worker.stop()
+    for _ in range(100):
+        if recorder.shutdowns:
+            break
+        import time
+
+        time.sleep(0.05)
+    errors = worker._obs.errors
+    for hook in HOOKS:
+        assert errors[("raising", hook)] >= 1, hook
+    assert not any(plugin == "recording" for plugin, _ in errors)
+    counted = {(p.attributes["plugin"], p.attributes["hook"])
+               for p in recorder.metric(ERRORS_METRIC)}
+    assert ("raising", "rhythm_span_end") in counted
+    # the other plugin got everything
+    assert recorder.named(f"workflow.{workflows.pipeline.name}")
+    # logged, but not once per call
+    logged = [r for r in caplog.records if "raised in rhythm_span_end" in r.getMessage()]
+    assert 1 <= len(logged) < errors[("raising", "rhythm_span_end")]
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "env", "named"),
+    [
+        ({"trace": {}}, {}, "unknown key observability.trace"),
+        ({"traces": {"sample_rat": 1}}, {}, "unknown key observability.traces.sample_rat"),
+        ({"traces": {"sample_rate": 1.5}}, {}, "observability.traces.sample_rate"),
+        ({}, {"RHYTHM_TRACES_SAMPLE_RATE": "1.5"}, "RHYTHM_TRACES_SAMPLE_RATE"),
+        ({}, {"RHYTHM_TRACES_SAMPLE_RATE": "often"}, "RHYTHM_TRACES_SAMPLE_RATE"),
+        ({"metrics": {"interval": 0}}, {}, "observability.metrics.interval"),
+        ({}, {"RHYTHM_METRICS_INTERVAL": "0"}, "RHYTHM_METRICS_INTERVAL"),
+        ({}, {"RHYTHM_OBSERVABILITY_TAGS": "env:prod,oops"}, "RHYTHM_OBSERVABILITY_TAGS"),
+        ({}, {"RHYTHM_TRACING_ENABLED": "maybe"}, "RHYTHM_TRACING_ENABLED"),
+        ({"tags": ["a"]}, {}, "observability.tags"),
+        ({"traces": {"endpoint": ""}}, {}, "observability.traces.endpoint"),
+    ],
+)
+def test_bad_configuration_names_the_key(block, env, named) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        resolve(block, env)
+
+
+def test_precedence_block_over_environment_over_defaults() -> None:
+    env = {"RHYTHM_TRACES_SAMPLE_RATE": "0.5", "RHYTHM_SERVICE_NAME": "from-env",
+           "RHYTHM_OBSERVABILITY_TAGS": "env:prod, version:1.2.3"}
+    config = resolve({"traces": {"sample_rate": 0.25}}, env)
+    assert config.traces.sample_rate == 0.25
+    assert config.service_name == "from-env"
+    assert dict(config.tags) == {"env": "prod", "version": "1.2.3"}
+    assert config.traces.enabled is False and config.traces.sample_errors is True
+    assert config.providers == ("otel",)
+    defaults = resolve(None, {})
+    assert defaults.traces.sample_rate == 0.1 and defaults.metrics.interval == 10.0
+    assert resolve(None, {"RHYTHM_TRACING_SERVICE_NAME": "ref"}).service_name == "ref"
+
+
+def test_unknown_provider_fails_at_start_listing_installed_ones() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Worker("x", observability={"provider": "datadog", "traces": {"enabled": True}})
+    message = str(raised.value)
+    assert "unknown observability provider 'datadog'" in message
+    assert "installed providers: jsonl" in message
+    assert "pip install 'rhythm-core[datadog]'" in message
+
+
+def test_cli_worker_with_bad_observability_env_is_one_line() -> None:
+    env = {**os.environ, "RHYTHM_TRACES_SAMPLE_RATE": "1.5", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "rhythm_core", "worker", "-m", "tests.apps.traced"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "rhythm: error: RHYTHM_TRACES_SAMPLE_RATE must be a number from 0 to 1, got '1.5'"
+    )
+
+
+def test_plugins_command_lists_without_importing() -> None:
+    code = ("import sys; from rhythm_core.cli import main; main(['plugins']);"
+            "print('imported' if 'rhythm_jsonl' in sys.modules else 'not imported')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split()[:2] == ["jsonl", "rhythm_jsonl:plugin"]
+    assert done.stdout.splitlines()[-1] == "not imported"
