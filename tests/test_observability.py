@@ -38,7 +38,7 @@ def run_ok_and_failing(start_worker, observe, block) -> tuple[str, str]:
 
 def test_unsampled_traces_emit_only_failing_executions(start_worker, observe, db) -> None:
     recorder = RecordingPlugin()
-    ok, bad = run_ok_and_failing(start_worker, observe,
+    _, bad = run_ok_and_failing(start_worker, observe,
                                  tracing(recorder, sample_rate=0, sample_errors=True))
     (bad_trace,) = db.execute("SELECT trace_id FROM executions WHERE id = %s", (bad,)).fetchone()
     assert recorder.spans, "the failing execution's spans must be emitted"
