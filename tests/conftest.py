@@ -11,18 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-import rhythm_core
-from rhythm_core import Worker, client, plugins
-from rhythm_core.migrations import ensure_schema
+from rhythm_core import Worker, plugins
 from rhythm_core.plugins import Observability
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,61 +37,24 @@ CREATE TABLE IF NOT EXISTS test_runs (
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server_url = os.environ.get("RHYTHM_TEST_DATABASE_URL")
-    if not server_url:
-        from rhythm_core import embedded
-
-        server_url = embedded.start(
-            tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete", quiet=True
-        )
-    name = f"rhythm_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(server_url, dbname=name)
-    ensure_schema(url)
-    with psycopg.connect(url, autocommit=True) as conn:
+def database_url(rhythm_database_url: str) -> Iterator[str]:
+    """The run's database, with a table the test functions write what they did into."""
+    with psycopg.connect(rhythm_database_url, autocommit=True) as conn:
         conn.execute(RUNS_TABLE)
-    yield url
-    client.reset()
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    if not os.environ.get("RHYTHM_TEST_DATABASE_URL"):
-        from rhythm_core import embedded
-
-        embedded.stop_all()
+    yield rhythm_database_url
 
 
 @pytest.fixture(autouse=True)
-def db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection[Any]]:
+def db(database_url: str, rhythm_db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """A connection to the run's database, emptied before each test."""
-    monkeypatch.setenv("RHYTHM_DATABASE_URL", database_url)
-    rhythm_core.configure(database_url)
-    previous = plugins._active  # workers given a block make it the process's; undo that
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE executions, worker_heartbeats, test_runs, rhythm_metrics_lease")
-        yield conn
-    plugins._active = previous
+    rhythm_db.execute("TRUNCATE test_runs")
+    return rhythm_db
 
 
 @pytest.fixture
-def start_worker() -> Iterator[Callable[..., Worker]]:
+def start_worker(rhythm_worker: Callable[..., Worker]) -> Callable[..., Worker]:
     """Start an in-process worker (in a thread) with test-friendly timings."""
-    workers: list[tuple[Worker, Any]] = []
-
-    def start(queues: str | list[str], **options: Any) -> Worker:
-        options.setdefault("poll_interval", 0.2)
-        options.setdefault("heartbeat_interval", 0.2)
-        options.setdefault("dead_after", 1.0)
-        options.setdefault("shutdown_timeout", 2.0)
-        worker = Worker(queues, **options)
-        workers.append((worker, worker.start_in_thread()))
-        return worker
-
-    yield start
-    for worker, thread in workers:
-        worker.stop()
-        thread.join(timeout=15)
+    return rhythm_worker
 
 
 class WorkerProcess:

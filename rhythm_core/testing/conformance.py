@@ -1,0 +1,265 @@
+"""The conformance suite for observability plugins.
+
+A plugin author subclasses :class:`PluginConformance` in their test suite and provides two
+fixtures:
+
+- ``conformance_plugin``: the plugin under test: a provider name (loaded through its entry
+  point, as users will) or a plugin object.
+- ``conformance_reader``: an object with ``spans(trace_id)`` and ``metrics()`` reading back what
+  the plugin's backend *received* (a test agent, a collector, a file), as
+  :class:`ReceivedSpan` and :class:`ReceivedMetric`. Return what has arrived so far; the
+  suite polls.
+
+Optionally ``conformance_options`` (extra observability block entries, e.g. ``options``) and
+the class attribute ``timestamp_tolerance_ns`` (for backends that keep microseconds).
+
+Each test runs real executions through a worker against a real database (the fixtures of
+``rhythm_core.testing.pytest_plugin``), with a :class:`RecordingPlugin` beside the plugin
+under test as the record of what the core emitted, and compares the two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+
+import rhythm_core
+from rhythm_core import ExecutionFailed, hookimpl, task, workflow
+from rhythm_core.catalogue import BY_NAME
+from rhythm_core.telemetry import Span
+from rhythm_core.testing.recording import RecordingPlugin
+
+QUEUE = "rhythm-conformance"
+
+
+@dataclass(slots=True)
+class ReceivedSpan:
+    """A span as a backend received it, in the core's terms."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    start_ns: int
+    end_ns: int
+    error: bool
+
+
+@dataclass(slots=True)
+class ReceivedMetric:
+    """A metric as a backend received it: its name and kind (counter, histogram, gauge)."""
+
+    name: str
+    kind: str
+
+
+class Reader(Protocol):
+    def spans(self, trace_id: str) -> list[ReceivedSpan]: ...
+
+    def metrics(self) -> list[ReceivedMetric]: ...
+
+
+@task(queue=QUEUE, retries=0, name="rhythm.conformance.ok")
+async def conformance_ok(x: int) -> int:
+    with rhythm_core.trace.span("conformance.custom"):
+        pass
+    return x + 1
+
+
+@task(queue=QUEUE, retries=0, name="rhythm.conformance.fails")
+def conformance_fails() -> None:
+    raise ValueError("conformance failure")
+
+
+@workflow(queue=QUEUE, name="rhythm.conformance.workflow")
+async def conformance_workflow(x: int) -> int:
+    first = await conformance_ok.run(x)
+    return await conformance_ok.run(first)
+
+
+class _Raising:
+    name = "conformance-raising"
+
+    @hookimpl
+    def rhythm_span_start(self, span: Span) -> None:
+        raise RuntimeError("raising on purpose")
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        raise RuntimeError("raising on purpose")
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: Any) -> None:
+        raise RuntimeError("raising on purpose")
+
+
+def _poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+class PluginConformance:
+    timestamp_tolerance_ns = 0
+    receive_timeout = 15.0
+
+    @pytest.fixture
+    def conformance_options(self) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture
+    def run(
+        self,
+        conformance_plugin: Any,
+        conformance_options: dict[str, Any],
+        rhythm_worker: Callable[..., Any],
+        rhythm_db: Any,
+    ) -> Iterator[Any]:
+        """Start a worker (and the enqueueing side) with the plugin under test and a recorder."""
+        recorder = RecordingPlugin()
+
+        def start(*extra: Any) -> tuple[Any, RecordingPlugin]:
+            plugins = [recorder, *extra]
+            block: dict[str, Any] = {
+                "traces": {"enabled": True, "sample_rate": 1.0},
+                "metrics": {"enabled": True, "interval": 0.5},
+                "plugins": plugins,
+                **conformance_options,
+            }
+            if isinstance(conformance_plugin, str):
+                block["provider"] = conformance_plugin
+            else:
+                plugins.append(conformance_plugin)
+            worker = rhythm_worker(QUEUE, observability=block)
+            return worker, recorder
+
+        yield start
+
+    def _trace_of(self, rhythm_db: Any, execution_id: str) -> str:
+        row = rhythm_db.execute(
+            "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
+        ).fetchone()
+        return str(row[0])
+
+    def _received(self, reader: Reader, trace_id: str, expected: int) -> list[ReceivedSpan]:
+        received: list[ReceivedSpan] = _poll(
+            lambda: reader.spans(trace_id), lambda got: len(got) >= expected, self.receive_timeout
+        )
+        return received
+
+    def test_same_ids_as_the_core(
+        self, run: Any, conformance_reader: Reader, rhythm_db: Any
+    ) -> None:
+        run()
+        execution_id = conformance_workflow.queue(1)
+        assert rhythm_core.wait(execution_id, timeout=30) == 3
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        rows = rhythm_db.execute(
+            "SELECT span_id, trace_id FROM executions WHERE trace_id = %s", (trace_id,)
+        ).fetchall()
+        assert len(rows) == 3
+        received = self._received(conformance_reader, trace_id, 3)
+        received_ids = {(s.trace_id, s.span_id) for s in received}
+        for span_id, row_trace in rows:
+            assert (row_trace, span_id) in received_ids, "an execution span is missing"
+
+    def test_parent_links(self, run: Any, conformance_reader: Reader, rhythm_db: Any) -> None:
+        _, recorder = run()
+        execution_id = conformance_workflow.queue(5)
+        rhythm_core.wait(execution_id, timeout=30)
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        emitted = _poll(lambda: recorder.in_trace(trace_id), lambda s: len(s) >= 10, 10)
+        received = self._received(conformance_reader, trace_id, len(emitted))
+        by_id = {s.span_id: s for s in received}
+        for span in emitted:
+            got = by_id.get(span.span_id)
+            assert got is not None, f"{span.name} {span.span_id} was not received"
+            assert got.parent_span_id == span.parent_span_id, span.name
+            assert got.trace_id == span.trace_id, span.name
+
+    def test_timestamps_are_the_cores(
+        self, run: Any, conformance_reader: Reader, rhythm_db: Any
+    ) -> None:
+        _, recorder = run()
+        execution_id = conformance_ok.queue(1)
+        rhythm_core.wait(execution_id, timeout=30)
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        emitted = _poll(lambda: recorder.in_trace(trace_id), lambda s: len(s) >= 6, 10)
+        received = {
+            s.span_id: s for s in self._received(conformance_reader, trace_id, len(emitted))
+        }
+        tolerance = self.timestamp_tolerance_ns
+        for span in emitted:
+            got = received[span.span_id]
+            assert abs(got.start_ns - span.start_ns) <= tolerance, span.name
+            assert span.end_ns is not None
+            assert abs(got.end_ns - span.end_ns) <= tolerance, span.name
+
+    def test_error_status(self, run: Any, conformance_reader: Reader, rhythm_db: Any) -> None:
+        run()
+        execution_id = conformance_fails.queue()
+        with pytest.raises(ExecutionFailed):
+            rhythm_core.wait(execution_id, timeout=30)
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        received = _poll(
+            lambda: conformance_reader.spans(trace_id),
+            lambda got: (
+                any(s.name == "function.invoke" for s in got)
+                and any(s.name.startswith("task.") for s in got)
+            ),
+            self.receive_timeout,
+        )
+        errors = {s.name for s in received if s.error}
+        assert "function.invoke" in errors
+        assert f"task.{conformance_fails.name}" in errors
+        assert not any(s.error for s in received if s.name == "db.claim_execution")
+
+    def test_metric_kinds(self, run: Any, conformance_reader: Reader) -> None:
+        worker, recorder = run()
+        rhythm_core.wait(conformance_ok.queue(1), timeout=30)
+        emitted = {p.name: p.kind for p in recorder.points if p.name in BY_NAME}
+        wanted = {
+            "rhythm.executions.claimed",
+            "rhythm.executions.completed",
+            "rhythm.execution.duration",
+            "rhythm.function.execution.duration",
+        }
+        assert wanted <= set(emitted)
+        worker.stop()  # exporters flush on shutdown
+        received = _poll(
+            lambda: {m.name: m.kind for m in conformance_reader.metrics()},
+            lambda got: wanted <= set(got),
+            self.receive_timeout,
+        )
+        for name in wanted:
+            assert received.get(name) == emitted[name], name
+
+    def test_flush_on_shutdown(self, run: Any, conformance_reader: Reader, rhythm_db: Any) -> None:
+        worker, recorder = run()
+        ids = conformance_ok.queue_many([(i,) for i in range(20)])
+        for execution_id in ids:
+            rhythm_core.wait(execution_id, timeout=30)
+        worker.stop()
+        _poll(lambda: recorder.shutdowns, bool, 15)
+        traces = {self._trace_of(rhythm_db, i) for i in ids}
+        for trace_id in traces:
+            emitted = recorder.in_trace(trace_id)
+            received = self._received(conformance_reader, trace_id, len(emitted))
+            assert {s.span_id for s in emitted} <= {s.span_id for s in received}
+
+    def test_isolation_of_exceptions(
+        self, run: Any, conformance_reader: Reader, rhythm_db: Any
+    ) -> None:
+        run(_Raising())
+        execution_id = conformance_workflow.queue(10)
+        assert rhythm_core.wait(execution_id, timeout=30) == 12
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        received = self._received(conformance_reader, trace_id, 3)
+        assert any(s.name == f"workflow.{conformance_workflow.name}" for s in received)
