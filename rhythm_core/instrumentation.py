@@ -537,7 +537,7 @@ class Creation:
         if self.obs.metering and self.rows:
             _created_metrics(self.obs, self.rows, self.start, end)
         for span in self.spans:
-            span.end_ns = end
+            span.end_ns, span.status = end, OK
             if span.sampled:
                 self.obs.emit_span(span)
             elif self.buffer is not None:

@@ -1,0 +1,153 @@
+"""One test per hook of ``rhythm_core.hookspecs`` (the meta-test in test_docs.py checks that
+each hook has one here, named ``test_<hook>...``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import rhythm_core
+from rhythm_core import hookimpl, trace
+from rhythm_core.catalogue import BY_NAME
+from rhythm_core.telemetry import Span, SpanContext
+from rhythm_core.testing import RecordingPlugin
+from rhythm_core.tracecontext import format_traceparent
+
+from .apps import traced
+
+
+def block(*plugins: Any, **traces: Any) -> dict[str, Any]:
+    return {"plugins": list(plugins), "traces": {"enabled": True, "sample_rate": 1, **traces},
+            "metrics": {"enabled": True, "interval": 0.2}}
+
+
+def test_rhythm_observability_configure_once_and_again_after_fork() -> None:
+    code = """
+import os, sys
+from rhythm_core.plugins import Observability
+from rhythm_core.obsconfig import resolve
+from rhythm_core.testing import RecordingPlugin
+recorder = RecordingPlugin()
+obs = Observability(resolve({"plugins": [recorder], "traces": {"enabled": True},
+                             "service_name": "svc"}, {})).start()
+assert len(recorder.configured) == 1 and recorder.configured[0].service_name == "svc"
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if len(recorder.configured) == 2 else 1)
+_, status = os.waitpid(pid, 0)
+print("child configured again" if os.waitstatus_to_exitcode(status) == 0 else "not again")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "child configured again", done.stderr
+
+
+def test_rhythm_span_start_then_end_with_native_storage(start_worker) -> None:
+    recorder = RecordingPlugin()
+    start_worker("traced", observability=block(recorder))
+    rhythm_core.wait(traced.plain.queue(1), timeout=10)
+    assert recorder.started and len(recorder.started) == len(recorder.spans)
+    for started, ended in zip(recorder.started, recorder.spans, strict=True):
+        assert started is ended  # each span's end follows its start
+        assert ended.native["recording"] == "started"
+        assert ended.end_ns is not None and ended.status in ("ok", "error")
+
+
+def test_rhythm_metric_emit_follows_the_catalogue(start_worker) -> None:
+    recorder = RecordingPlugin()
+    start_worker("traced", observability=block(recorder))
+    rhythm_core.wait(traced.plain.queue(1), timeout=10)
+    import time
+
+    time.sleep(0.6)  # one gauge interval
+    emitted = {p.name for p in recorder.points}
+    for point in recorder.points:
+        spec = BY_NAME.get(point.name)
+        if spec is not None:
+            assert (point.kind, point.unit) == (spec.kind, spec.unit), point.name
+            assert set(point.attributes) <= set(spec.labels), point.name
+            assert "execution_id" not in point.attributes
+    assert {"rhythm.workers.active", "rhythm.executions.claimed",
+            "rhythm.execution.duration"} <= emitted
+    assert any(p.name == "test.plain.calls" and p.attributes == {"kind": "plain"}
+               for p in recorder.points)
+
+
+def test_rhythm_context_inject_writes_the_carrier_and_ambient_parent(observe, db) -> None:
+    ambient = format_traceparent("6b083b5f247c0ef3db2c7cdc2208eb09", "b7ad6b7169203331", True)
+    recorder = RecordingPlugin(ambient=ambient)
+    observe(block(recorder))
+    execution_id = traced.plain.queue(1)  # no core span: the plugin's current one is used
+    trace_id, carrier = db.execute(
+        "SELECT trace_id, trace_context FROM executions WHERE id = %s", (execution_id,)
+    ).fetchone()
+    assert trace_id == "6b083b5f247c0ef3db2c7cdc2208eb09"
+    (create,) = recorder.named("db.create_execution")
+    assert create.parent_span_id == "b7ad6b7169203331"
+    assert carrier["x-recording-span"] == create.span_id
+    assert carrier["traceparent"] == format_traceparent(trace_id, create.span_id, True)
+
+
+class OwnFormatPlugin:
+    """Propagates only in its own header, which the core cannot read."""
+
+    name = "own-format"
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        if span is None:
+            carrier["x-own"] = "6b083b5f247c0ef3db2c7cdc2208eb09:00f067aa0ba902b7:0"
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        if "x-own" not in carrier:
+            return None
+        trace_id, span_id, sampled = carrier["x-own"].split(":")
+        return SpanContext(trace_id, span_id, sampled == "1")
+
+
+def test_rhythm_context_extract_reads_a_format_the_core_cannot(observe, db) -> None:
+    recorder = RecordingPlugin()
+    observe(block(OwnFormatPlugin(), recorder))
+    execution_id = traced.plain.queue(1)
+    trace_id, carrier = db.execute(
+        "SELECT trace_id, trace_context FROM executions WHERE id = %s", (execution_id,)
+    ).fetchone()
+    assert trace_id == "6b083b5f247c0ef3db2c7cdc2208eb09"
+    assert carrier["traceparent"].endswith("-00")  # the extracted context was not sampled
+    assert recorder.named("db.create_execution") == []
+
+
+def test_rhythm_observability_shutdown_on_worker_stop(start_worker) -> None:
+    recorder = RecordingPlugin()
+    worker = start_worker("traced", observability=block(recorder))
+    with trace.span("before-stop"):
+        pass
+    rhythm_core.wait(traced.plain.queue(1), timeout=10)
+    worker.stop()
+    import time
+
+    deadline = time.monotonic() + 10
+    while not recorder.shutdowns and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recorder.shutdowns == [5.0]  # max(shutdown_timeout, 5 s): time to export
+
+
+def test_rhythm_span_end_carries_status_and_error(start_worker) -> None:
+    recorder = RecordingPlugin()
+    start_worker("traced", observability=block(recorder))
+    failing = traced.always_fails.queue(7)
+    import pytest
+
+    with pytest.raises(rhythm_core.ExecutionFailed):
+        rhythm_core.wait(failing, timeout=10)
+    (invoke,) = recorder.named("function.invoke")
+    assert invoke.status == "error" and invoke.error_type == "ValueError"
+    assert invoke.error_message == "failing 7"
+    assert invoke.error_stack is not None and "raise ValueError" in invoke.error_stack
+    assert invoke.attributes["error.type"] == "ValueError"
+    assert invoke.end_ns is not None and invoke.end_ns >= invoke.start_ns
+    (claim,) = recorder.named("db.claim_execution")
+    assert claim.status == "ok"
