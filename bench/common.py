@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
 import statistics
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -52,3 +55,38 @@ def percentile(values: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+async def run_until_completed(worker: Any, url: str, queue: str, total: int) -> float:
+    """Run ``worker`` until ``total`` executions of ``queue`` are completed; return seconds."""
+    runner = asyncio.ensure_future(worker.run_async())
+    began = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM executions WHERE status = 'completed' AND queue = %s",
+                (queue,),
+            )
+            row = await cursor.fetchone()
+            if row and row[0] >= total:
+                break
+            if runner.done():
+                runner.result()
+            await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - began
+    worker.stop()
+    await runner
+    return elapsed
+
+
+def enqueue(fn: Any, total: int) -> float:
+    """Enqueue ``total`` argument-less calls, 1,000 per statement; return seconds."""
+    began = time.perf_counter()
+    for start in range(0, total, 1000):
+        fn.queue_many([()] * min(1000, total - start))
+    return time.perf_counter() - began
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE executions")

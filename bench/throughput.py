@@ -22,7 +22,15 @@ import psycopg
 import rhythm_core
 from rhythm_core import Worker, client
 
-from .common import machine, median, percentile, scratch_database
+from .common import (
+    enqueue,
+    machine,
+    median,
+    percentile,
+    run_until_completed,
+    scratch_database,
+    truncate,
+)
 from .noop_tasks import noop_async, noop_sync
 
 
@@ -47,31 +55,8 @@ async def drain(
         claim_batch=claim_batch,
     )
     worker.claim_seconds = []
-    runner = asyncio.ensure_future(worker.run_async())
-    began = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while True:
-            cursor = await conn.execute(
-                "SELECT count(*) FROM executions WHERE status = 'completed' AND queue = %s",
-                (queue,),
-            )
-            row = await cursor.fetchone()
-            if row and row[0] >= total:
-                break
-            if runner.done():
-                runner.result()
-            await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - began
-    worker.stop()
-    await runner
+    elapsed = await run_until_completed(worker, url, queue, total)
     return elapsed, worker.claim_seconds
-
-
-def enqueue(fn: Any, total: int) -> float:
-    began = time.perf_counter()
-    for start in range(0, total, 1000):
-        fn.queue_many([()] * min(1000, total - start))
-    return time.perf_counter() - began
 
 
 async def pickup_latency(url: str, samples: int) -> list[tuple[float, float]]:
@@ -106,11 +91,6 @@ async def isolated_claims(url: str, batch: int, samples: int) -> list[float]:
         for _ in range(samples):
             await worker._claim(conn, batch)
     return worker.claim_seconds
-
-
-def truncate(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE executions")
 
 
 def ms(seconds: float) -> str:

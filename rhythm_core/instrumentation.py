@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import store
@@ -71,23 +71,34 @@ class Position:
     buffer: list[Span] | None = None
 
 
-current: ContextVar[Position | None] = ContextVar("rhythm_current_span", default=None)
-
-
 @dataclass(slots=True)
 class AttemptRecord:
-    """Timings of one claimed execution's attempt, kept until its outcome is written."""
+    """Timings of one claimed execution's attempt, kept until its outcome is written.
+
+    While the attempt runs it is also the current :class:`Position` (same four fields), so
+    spans and executions made by user code hang under the attempt's span.
+    """
 
     context: ClaimedContext | None
     claim_start: int
     claim_end: int
-    attempt_span_id: str = ""
     start: int = 0
     end: int = 0
     error: tuple[str, str, str] | None = None
     decode: tuple[int, int, int] | None = None
     encode: tuple[int, int, int] | None = None
-    buffered: list[Span] = field(default_factory=list)
+    trace_id: str = ""
+    span_id: str = ""  # the attempt's span (function.invoke or workflow.replay)
+    sampled: bool = False
+    buffer: list[Span] | None = None
+
+
+current: ContextVar[Position | AttemptRecord | None] = ContextVar(
+    "rhythm_current_span", default=None
+)
+
+# Serialization spans for smaller payloads would be noise (the metric still sees them all).
+SERIALIZATION_SPAN_MIN_BYTES = 1024
 
 
 def _seconds(start_ns: int, end_ns: int) -> float:
@@ -95,6 +106,9 @@ def _seconds(start_ns: int, end_ns: int) -> float:
 
 
 class Instruments:
+    """Engine-side recording for one worker. Histogram observations are gathered per series
+    and sent as one point per series at the end of each claim or report batch."""
+
     def __init__(self, observability: Observability, worker_id: str) -> None:
         self.obs = observability
         self.tracing = observability.tracing
@@ -105,8 +119,9 @@ class Instruments:
         self.worker_id = worker_id
         self.worker_label = worker_id if observability.config.metrics.worker_id_label else None
         self._labels: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._series: dict[tuple[str, int], tuple[dict[str, Any], list[float]]] = {}
 
-    # -- shared pieces ---------------------------------------------------------------------
+    # -- metrics ---------------------------------------------------------------------------
 
     def labels(self, *pairs: tuple[str, Any]) -> dict[str, Any]:
         """One shared dict per label set (points are never mutated), so emitting is cheap."""
@@ -119,7 +134,21 @@ class Instruments:
         self.obs.metric(MetricPoint(name, COUNTER, value, unit, labels, time.time_ns()))
 
     def observe(self, name: str, seconds: float, labels: dict[str, Any]) -> None:
-        self.obs.metric(MetricPoint(name, HISTOGRAM, seconds, "s", labels, time.time_ns()))
+        """Add a histogram observation (sent at the next :meth:`flush`)."""
+        key = (name, id(labels))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (labels, [])
+        series[1].append(seconds)
+
+    def flush(self) -> None:
+        now = time.time_ns()
+        for (name, _), (labels, values) in self._series.items():
+            if values:
+                self.obs.metric(
+                    MetricPoint(name, HISTOGRAM, sum(values), "s", labels, now, tuple(values))
+                )
+                values.clear()
 
     def query(self, operation: str, start_ns: int, end_ns: int) -> None:
         if self.metering:
@@ -129,8 +158,8 @@ class Instruments:
                 self.labels(("operation", operation)),
             )
 
-    def decide(self) -> bool:
-        return random.random() < self.sample_rate
+    def gauge(self, name: str, value: float, unit: str, labels: dict[str, Any]) -> None:
+        self.obs.metric(MetricPoint(name, GAUGE, value, unit, labels, time.time_ns()))
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -144,8 +173,7 @@ class Instruments:
                 self.labels(("worker_id", self.worker_label), ("queue", queue_label)),
             )
             self.query("claim", start_ns, end_ns)
-            groups = Counter((row.queue, row.type) for row in rows)
-            for (queue, kind), n in groups.items():
+            for (queue, kind), n in Counter((row.queue, row.type) for row in rows).items():
                 self.count(
                     "rhythm.executions.claimed",
                     n,
@@ -162,12 +190,12 @@ class Instruments:
                         "{replay}",
                         self.labels(("workflow_name", row.function_name)),
                     )
+            self.flush()
+        tracing, rate = self.tracing, self.sample_rate
         for row in rows:
             context = None
-            if self.tracing:
-                context = read_claimed(
-                    row.trace_id, row.span_id, row.trace_context, self.sample_rate
-                )
+            if tracing:
+                context = read_claimed(row.trace_id, row.span_id, row.trace_context, rate)
             row.record = AttemptRecord(context, start_ns, end_ns)
 
     # -- one attempt -----------------------------------------------------------------------
@@ -175,17 +203,17 @@ class Instruments:
     def begin(self, row: Claimed) -> None:
         """The attempt starts: later spans and executions hang under its span."""
         record = row.record
-        assert record is not None
         record.start = time.time_ns()
         context = record.context
         if context is not None:
-            record.attempt_span_id = new_span_id()
-            buffer = None if context.sampled or not self.sample_errors else record.buffered
-            current.set(Position(context.trace_id, record.attempt_span_id, context.sampled, buffer))
+            record.trace_id, record.span_id = context.trace_id, new_span_id()
+            record.sampled = context.sampled
+            if not context.sampled and self.sample_errors:
+                record.buffer = []
+            current.set(record)
 
     def finish(self, row: Claimed, error: BaseException | None, stack: str = "") -> None:
         record = row.record
-        assert record is not None
         record.end = time.time_ns()
         if error is not None:
             record.error = (type(error).__name__, str(error), stack)
@@ -203,16 +231,16 @@ class Instruments:
 
     def serialization(self, row: Claimed, direction: str, start_ns: int, size: int) -> None:
         record = row.record
-        assert record is not None
-        end_ns = time.time_ns()
-        if direction == "deserialize":
-            record.decode = (start_ns, end_ns, size)
-        else:
-            record.encode = (start_ns, end_ns, size)
+        end = time.time_ns()
+        if size >= SERIALIZATION_SPAN_MIN_BYTES:
+            if direction == "deserialize":
+                record.decode = (start_ns, end, size)
+            else:
+                record.encode = (start_ns, end, size)
         if self.metering:
             self.observe(
                 "rhythm.serialization.duration",
-                _seconds(start_ns, end_ns),
+                _seconds(start_ns, end),
                 self.labels(("direction", direction), ("format", "json")),
             )
 
@@ -221,13 +249,14 @@ class Instruments:
     def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
         """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
         completed: Counter[tuple[str, str, str]] = Counter()
+        metering = self.metering
         for row, kind in outcomes:
             record = row.record
             if record is None:
                 continue
             final = kind in (store.COMPLETED, store.FAILED)
-            status = "success" if kind == store.COMPLETED else "failed"
-            if self.metering and final:
+            if metering and final:
+                status = "success" if kind == store.COMPLETED else "failed"
                 completed[(row.queue, status, row.type)] += 1
                 self.observe(
                     "rhythm.execution.duration",
@@ -236,9 +265,12 @@ class Instruments:
                         ("execution_type", row.type), ("queue", row.queue), ("status", status)
                     ),
                 )
-            if record.context is not None:
+            context = record.context
+            if context is not None and (
+                context.sampled or (self.sample_errors and kind in (store.FAILED, store.RETRY))
+            ):
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
-        if self.metering:
+        if metering:
             self.query("report", start_ns, end_ns)
             for (queue, status, kind), n in completed.items():
                 self.count(
@@ -247,6 +279,7 @@ class Instruments:
                     "{execution}",
                     self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
                 )
+            self.flush()
 
     def _attempt_spans(
         self,
@@ -259,10 +292,7 @@ class Instruments:
     ) -> None:
         context = record.context
         assert context is not None
-        failed = kind in (store.FAILED, store.RETRY)
-        for_error = not context.sampled and failed and self.sample_errors
-        if not (context.sampled or for_error):
-            return
+        for_error = not context.sampled  # reported() only calls for kept attempts
         base = {
             "rhythm.execution_id": row.id,
             "rhythm.execution_type": row.type,
@@ -348,7 +378,7 @@ class Instruments:
                 )
             attempt = span(
                 name,
-                record.attempt_span_id,
+                record.span_id,
                 parent,
                 record.start,
                 record.end or record.start,
@@ -389,7 +419,7 @@ class Instruments:
                 },
             )
         )
-        spans.extend(record.buffered)
+        spans.extend(record.buffer or ())
         if final:
             execution = span(
                 f"{row.type}.{row.function_name}",
@@ -416,21 +446,17 @@ class Instruments:
         context = record.context if record is not None else None
         if context is None:
             return None, None, row.trace_id
-        buffer = None if context.sampled or not self.sample_errors else record.buffered
-        parent = SpanContext(context.trace_id, record.attempt_span_id, context.sampled)
+        buffer = record.buffer  # set by begin() when the trace may be kept for an error
+        parent = SpanContext(context.trace_id, record.span_id, context.sampled)
         return parent, buffer, context.trace_id
 
     def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         """A workflow pass ended by suspending (its children recorded)."""
         self.query("suspend", start_ns, end_ns)
+        self.flush()
         record = row.record
-        if record is not None and record.context is not None:
+        if record is not None and record.context is not None and record.context.sampled:
             self._attempt_spans(row, record, "suspended", False, start_ns, end_ns)
-
-    # -- gauges ----------------------------------------------------------------------------
-
-    def gauge(self, name: str, value: float, unit: str, labels: dict[str, Any]) -> None:
-        self.obs.metric(MetricPoint(name, GAUGE, value, unit, labels, time.time_ns()))
 
 
 def emit_standalone(
@@ -450,7 +476,7 @@ def emit_standalone(
     obs.emit_span(span)
 
 
-def position_context(position: Position) -> SpanContext:
+def position_context(position: Position | AttemptRecord) -> SpanContext:
     return SpanContext(position.trace_id, position.span_id, position.sampled)
 
 

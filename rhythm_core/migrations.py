@@ -43,8 +43,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             claimed_at     timestamptz,
             completed_at   timestamptz,
             timeout        double precision,
-            trace_id       text,
-            span_id        text,
+            trace_id       text COLLATE "C",
+            span_id        text COLLATE "C",
             trace_context  jsonb
         );
         CREATE INDEX executions_claim ON executions (queue, scheduled_at)

@@ -18,7 +18,8 @@ UNSET, OK, ERROR = "unset", "ok", "error"
 COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: frozen dataclasses cost four times as much to create, on the hot path.
+@dataclass(slots=True)
 class SpanContext:
     """A position in a trace: the ids a child needs to join it.
 
@@ -87,17 +88,19 @@ class Span:
         self.attributes["error.type"] = error_type
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class MetricPoint:
-    """One measurement.
+    """One measurement (treat as read-only: ``attributes`` dicts may be shared).
 
     :ivar name: a catalogue name (``rhythm.executions.claimed``...) or a custom one.
-    :ivar kind: ``counter`` (``value`` is the increment), ``histogram`` (one observation) or
-        ``gauge`` (the current value, up or down).
-    :ivar value: the number.
+    :ivar kind: ``counter`` (``value`` is the increment), ``histogram`` or ``gauge`` (the
+        current value, up or down).
+    :ivar value: the number; for a histogram, the sum of its observations.
     :ivar unit: UCUM unit: ``s`` for durations, ``{execution}``, ``{worker}``, ``By``...
     :ivar attributes: label names to values; never execution ids.
     :ivar time_ns: when it was measured, Unix nanoseconds.
+    :ivar observations: for a histogram, every observation (the core sends those of one batch of
+        executions in one point); empty means the single observation ``value``.
     """
 
     name: str
@@ -106,3 +109,8 @@ class MetricPoint:
     unit: str
     attributes: dict[str, Any]
     time_ns: int
+    observations: tuple[float, ...] = ()
+
+    def each(self) -> tuple[float, ...]:
+        """A histogram's observations (``value`` alone when none were batched)."""
+        return self.observations or (self.value,)

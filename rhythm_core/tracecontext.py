@@ -182,11 +182,13 @@ def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
             raise CarrierError("trace_context is not JSON") from None
     if not isinstance(carrier, Mapping):
         raise CarrierError(f"trace_context is a JSON {type(carrier).__name__}, not an object")
-    if len(json.dumps(carrier, ensure_ascii=False)) > MAX_CARRIER_BYTES:
-        raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
+    size = 0
     for key, value in carrier.items():
         if not isinstance(value, str):
             raise CarrierError(f"trace_context[{key!r}] is a {type(value).__name__}, not a string")
+        size += len(key) + len(value)
+    if size > MAX_CARRIER_BYTES:
+        raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
     if "traceparent" not in carrier:
         return None
     parent = parse_traceparent(carrier["traceparent"])

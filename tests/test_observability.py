@@ -68,13 +68,31 @@ def test_sampled_trace_keeps_everything(start_worker, observe, db) -> None:
     ok, _ = run_ok_and_failing(start_worker, observe, tracing(recorder, sample_rate=1))
     (ok_trace,) = db.execute("SELECT trace_id FROM executions WHERE id = %s", (ok,)).fetchone()
     names = sorted(s.name for s in recorder.in_trace(ok_trace))
-    assert names == sorted(["db.create_execution", "db.claim_execution", "serialization",
-                            "function.invoke", "plain.inner", "serialization",
+    # serialization spans only for payloads of 1 KiB or more (see test_large_payloads...)
+    assert names == sorted(["db.create_execution", "db.claim_execution",
+                            "function.invoke", "plain.inner",
                             "db.report_result", f"task.{traced.plain.name}"])
     assert not any(s.kept_for_error for s in recorder.spans)
     # spans carry the core's times: start never after end, execution span from created_at
     for span in recorder.spans:
         assert span.end_ns is not None and span.start_ns <= span.end_ns
+
+
+def test_large_payloads_get_serialization_spans(start_worker, observe, db) -> None:
+    recorder = RecordingPlugin()
+    block = tracing(recorder, sample_rate=1)
+    observe(block)
+    start_worker("traced", observability=block)
+    execution_id = traced.echo.queue("x" * 5000)
+    assert rhythm_core.wait(execution_id, timeout=10) == "x" * 5000
+    spans = {s.attributes["direction"]: s for s in recorder.named("serialization")}
+    assert set(spans) == {"serialize", "deserialize"}
+    assert spans["serialize"].attributes["payload_size"] == 5002
+    (execution,) = recorder.named(f"task.{traced.echo.name}")
+    assert {s.parent_span_id for s in spans.values()} == {execution.span_id}
+    # and the metric saw every serialization, large or small
+    histogram = recorder.metric("rhythm.serialization.duration")
+    assert sum(len(p.each()) for p in histogram) >= 2
 
 
 def test_workflow_children_inherit_the_sampling_decision(start_worker, observe, db) -> None:

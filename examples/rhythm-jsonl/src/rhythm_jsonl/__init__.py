@@ -59,7 +59,8 @@ class JsonLinesPlugin:
     @hookimpl
     def rhythm_metric_emit(self, point: MetricPoint) -> None:
         self._write({"type": "metric", "name": point.name, "kind": point.kind,
-                     "value": point.value, "unit": point.unit,
+                     "value": point.value, "observations": list(point.observations),
+                     "unit": point.unit,
                      "attributes": point.attributes, "time_ns": point.time_ns})
 
     @hookimpl

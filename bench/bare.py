@@ -1,0 +1,60 @@
+"""The engine with its instrumentation path removed, for the zero-cost comparison.
+
+Builds copies of ``rhythm_core.worker`` and ``rhythm_core.reporter`` from their source with
+every ``if self._observed:`` / ``if self._observer is not None:`` block deleted, so the
+comparison is against the same code minus exactly those lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import sys
+from types import ModuleType
+from typing import Any
+
+from rhythm_core import reporter, worker
+
+GUARDS = ("self._observed", "self._observer is not None")
+
+
+class _Strip(ast.NodeTransformer):
+    removed = 0
+
+    def visit_If(self, node: ast.If) -> Any:
+        if ast.unparse(node.test) in GUARDS and not node.orelse:
+            self.removed += 1
+            return None
+        return self.generic_visit(node)
+
+
+def _strip(module: ModuleType, name: str, replace: dict[str, str]) -> tuple[ModuleType, int]:
+    source = inspect.getsource(module)
+    for old, new in replace.items():
+        source = source.replace(old, new)
+    tree = ast.parse(source)
+    stripper = _Strip()
+    tree = ast.fix_missing_locations(stripper.visit(tree))
+    # a function body left empty by the stripping gets a pass
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if isinstance(block, list) and not block and field == "body":
+                block.append(ast.Pass())
+    spec = importlib.util.spec_from_loader(f"rhythm_core.{name}", loader=None)
+    assert spec is not None
+    bare = importlib.util.module_from_spec(spec)
+    bare.__package__ = "rhythm_core"
+    sys.modules[bare.__name__] = bare
+    exec(compile(tree, f"<{name}>", "exec"), bare.__dict__)
+    return bare, stripper.removed
+
+
+def bare_worker_class() -> tuple[type, int]:
+    """The Worker class with the instrumentation removed, and how many blocks were removed."""
+    _, from_reporter = _strip(reporter, "_bare_reporter", {})
+    bare, from_worker = _strip(
+        worker, "_bare_worker", {"from .reporter import Reporter": "from ._bare_reporter import Reporter"}
+    )
+    return bare.Worker, from_reporter + from_worker

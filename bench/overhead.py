@@ -1,0 +1,120 @@
+"""What observability costs, as throughput ratios from alternating runs in one process.
+
+    python -m bench.overhead [--tasks 10000] [--rounds 5] [--concurrency 100]
+
+- off vs removed: the engine with observability off, against the same engine with its
+  instrumentation blocks deleted from the source (bench/bare.py). Target >= 0.99.
+- on (recording plugin, core layer only) vs off, at the default sample rate and at 100%.
+  Target >= 0.95 at the default.
+- ids vs no ids: trace and span ids written to every row (always done) against rows without
+  them, enqueue and run together. Target: under 1% (ratio >= 0.99).
+
+Each variant runs ``--rounds`` times, interleaved A B C ... A B C ..., on no-op async tasks;
+the ratio is of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import rhythm_core
+from rhythm_core import Worker, client, instrumentation, plugins
+from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core.testing import RecordingPlugin
+
+from .bare import bare_worker_class
+from .common import enqueue, machine, median, run_until_completed, scratch_database, truncate
+from .noop_tasks import noop_async
+
+
+def observed(rate: float) -> dict[str, Any]:
+    return {"plugins": [RecordingPlugin()], "traces": {"enabled": True, "sample_rate": rate},
+            "metrics": {"enabled": True}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=100)
+    args = parser.parse_args(argv)
+    bare_worker, removed = bare_worker_class()
+    off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
+
+    def worker_run(make: Callable[[], Any]) -> Callable[[str], float]:
+        def run(url: str) -> float:
+            truncate(url)
+            enqueue(noop_async, args.tasks)
+            worker = make()
+            return args.tasks / asyncio.run(
+                run_until_completed(worker, url, noop_async.queue_name, args.tasks))
+        return run
+
+    def end_to_end(ids: bool) -> Callable[[str], float]:
+        def run(url: str) -> float:
+            truncate(url)
+            saved = instrumentation.new_trace_id, instrumentation.new_span_id
+            if not ids:
+                instrumentation.new_trace_id = instrumentation.new_span_id = lambda: None  # type: ignore[assignment]
+            try:
+                began = time.perf_counter()
+                enqueue(noop_async, args.tasks)
+                enqueued = time.perf_counter() - began
+            finally:
+                instrumentation.new_trace_id, instrumentation.new_span_id = saved
+            worker = Worker(noop_async.queue_name, concurrency=args.concurrency,
+                            database_url=url, poll_interval=0.05, observability=off)
+            ran = asyncio.run(run_until_completed(worker, url, noop_async.queue_name, args.tasks))
+            return args.tasks / (enqueued + ran)
+        return run
+
+    common = {"concurrency": args.concurrency, "poll_interval": 0.05}
+    print(f"machine: {machine()}; instrumentation blocks removed for 'removed': {removed}")
+    with scratch_database() as url:
+        rhythm_core.configure(url)
+        variants: dict[str, Callable[[str], float]] = {
+            "removed": worker_run(lambda: bare_worker(noop_async.queue_name, database_url=url,
+                                                      observability=off, **common)),
+            "off": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
+                                             observability=off, **common)),
+            "on-default": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
+                                                    observability=observed(DEFAULT_SAMPLE_RATE),
+                                                    **common)),
+            "on-100": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
+                                                observability=observed(1.0), **common)),
+            "ids": end_to_end(True),
+            "no-ids": end_to_end(False),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        for round_no in range(1, args.rounds + 1):
+            for name, run in variants.items():
+                plugins.activate(plugins.DISABLED)  # a previous variant's worker set its own
+                rates[name].append(run(url))
+                print(f"round {round_no} {name:>10}: {rates[name][-1]:,.0f} tasks/s",
+                      file=sys.stderr, flush=True)
+        client.reset()
+
+    m = {name: median(values) for name, values in rates.items()}
+    print(f"\n{args.tasks} no-op async tasks, concurrency {args.concurrency}, medians of "
+          f"{args.rounds} alternating rounds\n")
+    print("| comparison | A tasks/s | B tasks/s | ratio A/B | target |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [
+        ("off / instrumentation removed", "off", "removed", ">= 0.99"),
+        (f"on, recording plugin, sample rate {DEFAULT_SAMPLE_RATE} (default) / off",
+         "on-default", "off", ">= 0.95"),
+        ("on, recording plugin, sample rate 1.0 / off", "on-100", "off", "(reported)"),
+        ("ids in every row / no ids (enqueue + run)", "ids", "no-ids", ">= 0.99"),
+    ]
+    for label, a, b, target in rows:
+        print(f"| {label} | {m[a]:,.0f} | {m[b]:,.0f} | {m[a] / m[b]:.3f} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
