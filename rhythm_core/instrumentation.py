@@ -120,6 +120,13 @@ class Instruments:
         self.worker_label = worker_id if observability.config.metrics.worker_id_label else None
         self._labels: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._series: dict[tuple[str, int], tuple[dict[str, Any], list[float]]] = {}
+        self._by_function: dict[tuple[str, str, str], list[float]] = {}
+        self._decode_values = self._series_values(
+            "rhythm.serialization.duration", {"direction": "deserialize", "format": "json"}
+        )
+        self._encode_values = self._series_values(
+            "rhythm.serialization.duration", {"direction": "serialize", "format": "json"}
+        )
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -217,34 +224,42 @@ class Instruments:
         record.end = time.time_ns()
         if error is not None:
             record.error = (type(error).__name__, str(error), stack)
-        if self.metering:
-            status = "failed" if error is not None else "success"
-            self.observe(
-                "rhythm.function.execution.duration",
-                _seconds(record.start, record.end),
-                self.labels(
-                    ("function_name", row.function_name),
-                    ("execution_type", row.type),
-                    ("status", status),
-                ),
-            )
 
     def serialization(self, row: Claimed, direction: str, start_ns: int, size: int) -> None:
-        record = row.record
-        end = time.time_ns()
-        if size >= SERIALIZATION_SPAN_MIN_BYTES:
-            if direction == "deserialize":
-                record.decode = (start_ns, end, size)
-            else:
-                record.encode = (start_ns, end, size)
-        if self.metering:
-            self.observe(
-                "rhythm.serialization.duration",
-                _seconds(start_ns, end),
-                self.labels(("direction", direction), ("format", "json")),
-            )
+        if direction == "deserialize":
+            row.record.decode = (start_ns, time.time_ns(), size)
+        else:
+            row.record.encode = (start_ns, time.time_ns(), size)
 
     # -- outcomes --------------------------------------------------------------------------
+
+    def _series_values(self, name: str, labels: dict[str, Any]) -> list[float]:
+        key = (name, id(labels))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (labels, [])
+        return series[1]
+
+    def _attempt_metrics(self, row: Claimed, record: AttemptRecord) -> None:
+        """Histogram observations of one attempt, gathered when its outcome is known."""
+        if record.end:
+            status = "failed" if record.error is not None else "success"
+            key = (row.function_name, row.type, status)
+            values = self._by_function.get(key)
+            if values is None:
+                values = self._by_function[key] = self._series_values(
+                    "rhythm.function.execution.duration",
+                    {
+                        "function_name": row.function_name,
+                        "execution_type": row.type,
+                        "status": status,
+                    },
+                )
+            values.append((record.end - record.start) / 1e9)
+        if record.decode is not None:
+            self._decode_values.append((record.decode[1] - record.decode[0]) / 1e9)
+        if record.encode is not None:
+            self._encode_values.append((record.encode[1] - record.encode[0]) / 1e9)
 
     def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
         """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
@@ -255,16 +270,18 @@ class Instruments:
             if record is None:
                 continue
             final = kind in (store.COMPLETED, store.FAILED)
-            if metering and final:
-                status = "success" if kind == store.COMPLETED else "failed"
-                completed[(row.queue, status, row.type)] += 1
-                self.observe(
-                    "rhythm.execution.duration",
-                    _seconds(row.created_ns, end_ns),
-                    self.labels(
-                        ("execution_type", row.type), ("queue", row.queue), ("status", status)
-                    ),
-                )
+            if metering:
+                self._attempt_metrics(row, record)
+                if final:
+                    status = "success" if kind == store.COMPLETED else "failed"
+                    completed[(row.queue, status, row.type)] += 1
+                    self.observe(
+                        "rhythm.execution.duration",
+                        _seconds(row.created_ns, end_ns),
+                        self.labels(
+                            ("execution_type", row.type), ("queue", row.queue), ("status", status)
+                        ),
+                    )
             context = record.context
             if context is not None and (
                 context.sampled or (self.sample_errors and kind in (store.FAILED, store.RETRY))
@@ -349,7 +366,7 @@ class Instruments:
                 },
             ),
         ]
-        if record.decode is not None:
+        if record.decode is not None and record.decode[2] >= SERIALIZATION_SPAN_MIN_BYTES:
             start, end, size = record.decode
             spans.append(
                 span(
@@ -388,7 +405,7 @@ class Instruments:
             if record.error is not None:
                 attempt.set_error(*record.error)
             spans.append(attempt)
-        if record.encode is not None:
+        if record.encode is not None and record.encode[2] >= SERIALIZATION_SPAN_MIN_BYTES:
             start, end, size = record.encode
             spans.append(
                 span(
@@ -452,9 +469,11 @@ class Instruments:
 
     def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         """A workflow pass ended by suspending (its children recorded)."""
-        self.query("suspend", start_ns, end_ns)
-        self.flush()
         record = row.record
+        if self.metering:
+            self.query("suspend", start_ns, end_ns)
+            self._attempt_metrics(row, record)
+            self.flush()
         if record is not None and record.context is not None and record.context.sampled:
             self._attempt_spans(row, record, "suspended", False, start_ns, end_ns)
 

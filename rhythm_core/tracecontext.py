@@ -13,7 +13,7 @@ import random
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .telemetry import SpanContext
@@ -137,7 +137,7 @@ class ClaimedContext:
     parent: SpanContext | None
     sampled: bool
     problem: str | None = None
-    links: list[SpanContext] = field(default_factory=list)
+    links: tuple[SpanContext, ...] = ()
 
     @property
     def replaced(self) -> bool:
@@ -154,9 +154,9 @@ def read_claimed(
         if not is_span_id(span_id):
             raise CarrierError(f"span_id {str(span_id)[:40]!r} is not 16 lower-case hex digits")
     except CarrierError as exc:
-        links = []
+        links: tuple[SpanContext, ...] = ()
         if is_trace_id(trace_id) and is_span_id(span_id):
-            links.append(SpanContext(trace_id, span_id, False))
+            links = (SpanContext(trace_id, span_id, False),)
         return ClaimedContext(
             new_trace_id(),
             span_id if is_span_id(span_id) else new_span_id(),
