@@ -54,7 +54,6 @@ def _strip(module: ModuleType, name: str, replace: dict[str, str]) -> tuple[Modu
 def bare_worker_class() -> tuple[type, int]:
     """The Worker class with the instrumentation removed, and how many blocks were removed."""
     _, from_reporter = _strip(reporter, "_bare_reporter", {})
-    bare, from_worker = _strip(
-        worker, "_bare_worker", {"from .reporter import Reporter": "from ._bare_reporter import Reporter"}
-    )
+    use_bare_reporter = {"from .reporter import Reporter": "from ._bare_reporter import Reporter"}
+    bare, from_worker = _strip(worker, "_bare_worker", use_bare_reporter)
     return bare.Worker, from_reporter + from_worker

@@ -1,6 +1,6 @@
 """What observability costs, as throughput ratios from alternating runs in one process.
 
-    python -m bench.overhead [--tasks 10000] [--rounds 5] [--concurrency 100]
+    python -m bench.overhead [--tasks 20000] [--rounds 5] [--concurrency 100]
 
 - off vs removed: the engine with observability off, against the same engine with its
   instrumentation blocks deleted from the source (bench/bare.py). Target >= 0.99.
@@ -40,7 +40,7 @@ def observed(rate: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args(argv)
