@@ -225,12 +225,6 @@ class Instruments:
         if error is not None:
             record.error = (type(error).__name__, str(error), stack)
 
-    def serialization(self, row: Claimed, direction: str, start_ns: int, size: int) -> None:
-        if direction == "deserialize":
-            row.record.decode = (start_ns, time.time_ns(), size)
-        else:
-            row.record.encode = (start_ns, time.time_ns(), size)
-
     # -- outcomes --------------------------------------------------------------------------
 
     def _series_values(self, name: str, labels: dict[str, Any]) -> list[float]:

@@ -327,12 +327,14 @@ class Worker:
         fn = REGISTRY.get(row.function_name)
         try:
             if self._observed:
-                await self._check_trace(row)
+                record = row.record
+                if record.context is not None and record.context.problem is not None:
+                    await self._check_trace(row)
                 decode_start = time.time_ns()
             args, kwargs = json.loads(row.args), json.loads(row.kwargs)
             if self._observed:
                 size = len(row.args) + len(row.kwargs)
-                self._instruments.serialization(row, "deserialize", decode_start, size)
+                record.decode = (decode_start, time.time_ns(), size)
             if fn is None:
                 raise UnknownFunction(
                     f"no function named {row.function_name!r} is registered in worker "
@@ -367,7 +369,7 @@ class Worker:
                 encode_start = time.time_ns()
             encoded = encode_result(row.function_name, result)
             if self._observed:
-                self._instruments.serialization(row, "serialize", encode_start, len(encoded))
+                record.encode = (encode_start, time.time_ns(), len(encoded))
         except asyncio.CancelledError:
             if row.id not in self._cancel_requested:  # cancelled rows are already final
                 self._reporter.add(row, store.RELEASE)
@@ -384,9 +386,7 @@ class Worker:
     async def _check_trace(self, row: Claimed) -> None:
         """A row whose trace context was unusable runs in a new root trace: say so, and write
         the new ids back so that the database and the backends agree."""
-        context = row.record.context if row.record is not None else None
-        if context is None or context.problem is None:
-            return
+        context = row.record.context
         log.warning(
             "rhythm: execution %s has an unusable trace context (%s); it runs in a new trace %s",
             row.id,
