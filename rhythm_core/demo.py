@@ -51,21 +51,46 @@ async def process_order(order_id: str) -> dict[str, Any]:
 
 def main() -> int:
     from . import client, tree
+    from .custom import trace
     from .database import connect, mask, resolve_database_url
+    from .plugins import activate, from_block
+    from .testing.recording import RecordingPlugin
     from .worker import Worker
 
     url, source = resolve_database_url()
     print(f"database: {mask(url)} ({source})")
-    worker = Worker(QUEUE, concurrency=8, poll_interval=0.2, shutdown_timeout=5)
+    # Traces go to an in-memory recording plugin here; a real deployment selects a backend
+    # (RHYTHM_OBSERVABILITY_PROVIDER=otel, datadog, xray) and sees the same spans there.
+    recorder = RecordingPlugin()
+    observability = from_block(
+        {
+            "plugins": [recorder],
+            "traces": {"enabled": True, "sample_rate": 1.0},
+            "metrics": {"enabled": True, "interval": 1},
+        }
+    )
+    activate(observability)
+    worker = Worker(
+        QUEUE, concurrency=8, poll_interval=0.2, shutdown_timeout=5, observability=observability
+    )
     worker.start_in_thread()
     try:
-        execution_id = process_order.queue("order-1001")
+        with trace.span("demo.checkout_request", route="/orders/1001"):
+            execution_id = process_order.queue("order-1001")
         print(f"enqueued workflow process_order: {execution_id}")
         result = client.wait(execution_id, timeout=60)
     finally:
         worker.stop()
+        observability.shutdown()
     print(f"result: {result}\n")
     with connect(url, source) as conn:
+        row = conn.execute(tree.TRACE_OF, (execution_id,)).fetchone()
+        trace_id = row[0] if row else ""
+        print(f"executions (from PostgreSQL alone; also: rhythm trace {execution_id}):\n")
         print(tree.render(tree.load(conn, execution_id)))
-    print(f"\nsee it again with: rhythm status {execution_id}")
+    spans = recorder.in_trace(trace_id)
+    print(f"\ntrace {trace_id}: {len(spans)} spans, with the ids the database holds\n")
+    print(tree.render_spans(spans))
+    completed = recorder.total("rhythm.executions.completed")
+    print(f"\nmetrics: {len(recorder.points)} points, rhythm.executions.completed = {completed:g}")
     return 0

@@ -109,3 +109,39 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
             line += f"  (retried after {node.error_type})"
         lines.append(line)
     return "\n".join(lines)
+
+
+def render_spans(spans: list[Any], *, width: int = 24) -> str:
+    """Draw spans (``rhythm_core.telemetry.Span``) as a tree by parent id, with a time bar."""
+    if not spans:
+        return ""
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Any]] = {}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in ids else None
+        children.setdefault(parent, []).append(span)
+    start = min(s.start_ns for s in spans)
+    total = max(max((s.end_ns or s.start_ns) for s in spans) - start, 1)
+    rows: list[tuple[str, Any]] = []
+
+    def walk(span: Any, prefix: str, branch: str, child_prefix: str) -> None:
+        rows.append((prefix + branch + span.name, span))
+        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_ns)
+        for i, kid in enumerate(kids):
+            last = i == len(kids) - 1
+            walk(kid, prefix + child_prefix, "└─ " if last else "├─ ", "   " if last else "│  ")
+
+    for root in sorted(children.get(None, []), key=lambda s: s.start_ns):
+        walk(root, "", "", "")
+    name_width = max(len(label) for label, _ in rows)
+    lines = []
+    for label, span in rows:
+        duration = ((span.end_ns or span.start_ns) - span.start_ns) / 1e9
+        left = int((span.start_ns - start) / total * width)
+        bar = " " * left + "█" * max(1, round(duration * 1e9 / total * width))
+        status = "ERROR " + (span.error_type or "") if span.status == "error" else ""
+        lines.append(
+            f"{label:<{name_width}}  {_ms(duration):>7}  |{bar[:width]:<{width}}|  "
+            f"{span.span_id}  {status}".rstrip()
+        )
+    return "\n".join(lines)

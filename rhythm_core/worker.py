@@ -207,6 +207,7 @@ class Worker:
         """Run in the current event loop until :meth:`stop` is called."""
         loop = self._loop = asyncio.get_running_loop()
         self._wake, self._slot, self._hurry = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._listening = asyncio.Event()
         url, source = resolve_database_url(self._database_url)
         await asyncio.to_thread(ensure_schema, url, source)
         self._claim_conn = Connection(url, source, "claim")
@@ -235,6 +236,8 @@ class Worker:
         ]
         if self._observed and self._obs.metering:
             background.append(loop.create_task(self._collect_gauges()))
+        with contextlib.suppress(TimeoutError):  # notifications sent from now on wake us
+            await asyncio.wait_for(self._listening.wait(), 5.0)
         log.info(
             "rhythm: worker %s claiming from %s (concurrency %d)",
             self.worker_id,
@@ -651,6 +654,7 @@ class Worker:
                 conn = await listener.get()
                 await conn.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
                 await conn.execute(f"LISTEN {store.CANCEL_CHANNEL}")
+                self._listening.set()
                 if listener.note_recovered():
                     assert self._wake is not None
                     self._wake.set()  # notifications sent while away are lost: claim now

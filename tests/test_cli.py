@@ -62,6 +62,16 @@ def test_demo_runs_a_workflow_and_prints_its_tree() -> None:
     charge = next(x for x in out.splitlines() if "charge_card" in x)
     assert "completed  attempts 2" in charge and "retried after ConnectionError" in charge
     assert "'receipt': 'receipt for order-1001 (ch_order-1001) sent'" in out
+    # the trace: the request span parents the workflow, failures are marked, ids are the rows'
+    trace_line = next(x for x in out.splitlines() if x.startswith("trace "))
+    trace_id = trace_line.split()[1].rstrip(":")
+    assert len(trace_id) == 32
+    spans = out.split(trace_line, 1)[1]
+    assert spans.lstrip().startswith("demo.checkout_request")
+    assert "└─ workflow.rhythm_core.demo.process_order" in spans
+    assert spans.count("function.invoke") == 7  # six tasks, one of them twice
+    assert "ERROR ConnectionError" in spans
+    assert "rhythm.executions.completed = 7" in out
 
 
 def test_embedded_postgres_is_used_when_no_url_is_set(tmp_path) -> None:
