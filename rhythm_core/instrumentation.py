@@ -198,12 +198,25 @@ class Instruments:
                         self.labels(("workflow_name", row.function_name)),
                     )
             self.flush()
-        tracing, rate = self.tracing, self.sample_rate
+        # Everything per row is done here, in one tight loop per batch rather than scattered
+        # through each execution: in a busy event loop that is several times cheaper.
+        if not self.tracing:
+            for row in rows:
+                row.record = AttemptRecord(None, start_ns, end_ns)
+            return
+        rate, keep_errors = self.sample_rate, self.sample_errors
         for row in rows:
-            context = None
-            if tracing:
-                context = read_claimed(row.trace_id, row.span_id, row.trace_context, rate)
-            row.record = AttemptRecord(context, start_ns, end_ns)
+            context = read_claimed(row.trace_id, row.span_id, row.trace_context, rate)
+            record = row.record = AttemptRecord(
+                context,
+                start_ns,
+                end_ns,
+                trace_id=context.trace_id,
+                span_id=new_span_id(),
+                sampled=context.sampled,
+            )
+            if keep_errors and not context.sampled:
+                record.buffer = []
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -211,12 +224,7 @@ class Instruments:
         """The attempt starts: later spans and executions hang under its span."""
         record = row.record
         record.start = time.time_ns()
-        context = record.context
-        if context is not None:
-            record.trace_id, record.span_id = context.trace_id, new_span_id()
-            record.sampled = context.sampled
-            if not context.sampled and self.sample_errors:
-                record.buffer = []
+        if record.context is not None:
             current.set(record)
 
     def finish(self, row: Claimed, error: BaseException | None, stack: str = "") -> None:
