@@ -10,6 +10,7 @@ when their trace is sampled, and buffered otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
@@ -40,11 +41,9 @@ from .tracecontext import (
     CarrierError,
     ClaimedContext,
     build_carrier,
-    clean_tracestate,
     new_span_id,
     new_trace_id,
-    parse_baggage,
-    parse_traceparent,
+    read_carrier,
     read_claimed,
 )
 
@@ -368,19 +367,13 @@ class Instruments:
                 },
             ),
         ]
-        if record.decode is not None and record.decode[2] >= SERIALIZATION_SPAN_MIN_BYTES:
-            start, end, size = record.decode
-            spans.append(
-                span(
-                    "serialization",
-                    new_span_id(),
-                    parent,
-                    start,
-                    end,
-                    INTERNAL,
-                    {"payload_size": size, "format": "json", "direction": "deserialize"},
+        for timing, direction in ((record.decode, "deserialize"), (record.encode, "serialize")):
+            if timing is not None and timing[2] >= SERIALIZATION_SPAN_MIN_BYTES:
+                start, end, size = timing
+                attributes = {"payload_size": size, "format": "json", "direction": direction}
+                spans.append(
+                    span("serialization", new_span_id(), parent, start, end, INTERNAL, attributes)
                 )
-            )
         if record.start:
             name = "workflow.replay" if row.type == "workflow" else "function.invoke"
             attributes = {
@@ -407,19 +400,6 @@ class Instruments:
             if record.error is not None:
                 attempt.set_error(*record.error)
             spans.append(attempt)
-        if record.encode is not None and record.encode[2] >= SERIALIZATION_SPAN_MIN_BYTES:
-            start, end, size = record.encode
-            spans.append(
-                span(
-                    "serialization",
-                    new_span_id(),
-                    parent,
-                    start,
-                    end,
-                    INTERNAL,
-                    {"payload_size": size, "format": "json", "direction": "serialize"},
-                )
-            )
         spans.append(
             span(
                 "db.report_result",
@@ -622,16 +602,6 @@ def _ambient_parent(obs: Observability) -> SpanContext | None:
     carrier: dict[str, str] = {}
     obs.inject(None, carrier)
     if "traceparent" in carrier:
-        try:
-            parent = parse_traceparent(carrier["traceparent"])
-        except CarrierError:
-            parent = None
-        if parent is not None:
-            return SpanContext(
-                parent.trace_id,
-                parent.span_id,
-                parent.sampled,
-                clean_tracestate(carrier.get("tracestate")),
-                parse_baggage(carrier.get("baggage")),
-            )
+        with contextlib.suppress(CarrierError):
+            return read_carrier(carrier)
     return obs.extract(carrier) if carrier else None

@@ -191,13 +191,15 @@ def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
         raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
     if "traceparent" not in carrier:
         return None
-    parent = parse_traceparent(carrier["traceparent"])
+    parent = read_carrier(carrier)
     if parent.trace_id != trace_id:
         raise CarrierError("traceparent names another trace than the row's trace_id")
-    return SpanContext(
-        parent.trace_id,
-        parent.span_id,
-        parent.sampled,
-        clean_tracestate(carrier.get("tracestate")),
-        parse_baggage(carrier.get("baggage")),
-    )
+    return parent
+
+
+def read_carrier(carrier: Mapping[str, Any]) -> SpanContext:
+    """The parent context in a carrier's W3C fields (raises :class:`CarrierError`)."""
+    parent = parse_traceparent(carrier.get("traceparent"))
+    parent.tracestate = clean_tracestate(carrier.get("tracestate"))
+    parent.baggage = parse_baggage(carrier.get("baggage"))
+    return parent
