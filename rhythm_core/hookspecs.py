@@ -69,7 +69,8 @@ def rhythm_metric_emit(point: MetricPoint) -> None:
     here.
 
     :param point: name, kind (``counter``, ``histogram``, ``gauge``), value, unit, attributes
-        and time.
+        and time. A histogram point may carry several observations (``point.observations``,
+        one batch of executions): record each of ``point.each()``.
     """
 
 
