@@ -93,3 +93,25 @@ def test_worker_with_a_missing_module_names_it() -> None:
         "rhythm: error: cannot import module 'no_such_package.tasks'"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_trace_draws_a_trace_from_the_database_alone(start_worker, db) -> None:
+    from .apps import workflows
+
+    start_worker(["wf", "wf-tasks"])  # observability off: the ids are in the rows anyway
+    execution_id = workflows.pipeline.queue(2)
+    rhythm_core.wait(execution_id, timeout=20)
+    (trace_id,) = db.execute("SELECT trace_id FROM executions WHERE id = %s",
+                             (execution_id,)).fetchone()
+    by_execution = rhythm("trace", execution_id)
+    by_trace = rhythm("trace", trace_id)
+    assert by_execution.returncode == 0, by_execution.stderr
+    assert by_execution.stdout == by_trace.stdout
+    lines = by_trace.stdout.splitlines()
+    assert lines[0] == f"trace {trace_id}: 5 execution(s)"
+    assert lines[1].startswith("workflow tests.apps.workflows.pipeline  completed")
+    assert sum(1 for x in lines if "task tests.apps.workflows.double" in x) == 4
+    assert all("|" in x for x in lines[1:])  # the waterfall bars
+    missing = rhythm("trace", "0" * 31 + "1")
+    assert missing.returncode == 2
+    assert "no execution belongs to trace" in missing.stderr
