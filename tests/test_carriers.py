@@ -72,6 +72,7 @@ def test_malformed_carriers_start_new_root_traces(start_worker, db, caplog) -> N
                                           "traces": {"enabled": True, "sample_rate": 1}})
     for name, execution_id in ids.items():
         assert rhythm_core.wait(execution_id, timeout=20) == 50, name
+    recorder.wait_for(lambda r: len(r.named(f"task.{traced.plain.name}")) == len(ids))
     warned = " ".join(r.getMessage() for r in caplog.records)
     for name, execution_id in ids.items():
         old_trace, old_span, _ = MALFORMED[name]
@@ -98,7 +99,7 @@ def test_a_valid_carrier_is_continued(start_worker, db) -> None:
     start_worker("traced", observability={"plugins": [recorder],
                                           "traces": {"enabled": True, "sample_rate": 0}})
     assert rhythm_core.wait(execution_id, timeout=10) == 50
-    (execution,) = recorder.named(f"task.{traced.plain.name}")
+    (execution,) = recorder.wait_for(lambda r: r.named(f"task.{traced.plain.name}"))
     assert (execution.trace_id, execution.span_id, execution.parent_span_id) == (TRACE, SPAN,
                                                                                  PARENT)
     assert execution.sampled  # the flag in the carrier, not this worker's sample_rate of 0

@@ -48,6 +48,7 @@ def test_rhythm_span_start_then_end_with_native_storage(start_worker) -> None:
     recorder = RecordingPlugin()
     start_worker("traced", observability=block(recorder))
     rhythm_core.wait(traced.plain.queue(1), timeout=10)
+    recorder.wait_for(lambda r: r.named(f"task.{traced.plain.name}"))
     assert recorder.started and len(recorder.started) == len(recorder.spans)
     for started, ended in zip(recorder.started, recorder.spans, strict=True):
         assert started is ended  # each span's end follows its start
@@ -143,6 +144,7 @@ def test_rhythm_span_end_carries_status_and_error(start_worker) -> None:
 
     with pytest.raises(rhythm_core.ExecutionFailed):
         rhythm_core.wait(failing, timeout=10)
+    recorder.wait_for(lambda r: r.named(f"task.{traced.always_fails.name}"))
     (invoke,) = recorder.named("function.invoke")
     assert invoke.status == "error" and invoke.error_type == "ValueError"
     assert invoke.error_message == "failing 7"

@@ -33,6 +33,8 @@ def run_ok_and_failing(start_worker, observe, block) -> tuple[str, str]:
     assert rhythm_core.wait(ok, timeout=10) == 10
     with pytest.raises(ExecutionFailed):
         rhythm_core.wait(bad, timeout=10)
+    recorder = block["plugins"][0]
+    recorder.wait_for(lambda r: r.total("rhythm.executions.completed") == 2)
     return ok, bad
 
 
@@ -85,6 +87,7 @@ def test_large_payloads_get_serialization_spans(start_worker, observe, db) -> No
     start_worker("traced", observability=block)
     execution_id = traced.echo.queue("x" * 5000)
     assert rhythm_core.wait(execution_id, timeout=10) == "x" * 5000
+    recorder.wait_for(lambda r: r.named(f"task.{traced.echo.name}"))
     spans = {s.attributes["direction"]: s for s in recorder.named("serialization")}
     assert set(spans) == {"serialize", "deserialize"}
     assert spans["serialize"].attributes["payload_size"] == 5002
@@ -103,6 +106,7 @@ def test_workflow_children_inherit_the_sampling_decision(start_worker, observe, 
     ids = [workflows.pipeline.queue(i) for i in range(10)]
     for execution_id in ids:
         rhythm_core.wait(execution_id, timeout=20)
+    recorder.wait_for(lambda r: r.total("rhythm.executions.completed") >= 50)
     traces = db.execute(
         "SELECT trace_id, trace_context->>'traceparent' FROM executions").fetchall()
     by_trace: dict[str, set[str]] = {}

@@ -165,10 +165,13 @@ class PluginConformance:
             "SELECT span_id, trace_id FROM executions WHERE trace_id = %s", (trace_id,)
         ).fetchall()
         assert len(rows) == 3
-        received = self._received(conformance_reader, trace_id, 3)
-        received_ids = {(s.trace_id, s.span_id) for s in received}
-        for span_id, row_trace in rows:
-            assert (row_trace, span_id) in received_ids, "an execution span is missing"
+        expected = {(row_trace, span_id) for span_id, row_trace in rows}
+        received = _poll(
+            lambda: {(s.trace_id, s.span_id) for s in conformance_reader.spans(trace_id)},
+            lambda got: expected <= got,
+            self.receive_timeout,
+        )
+        assert expected <= received, "an execution span is missing, or has other ids"
 
     def test_parent_links(self, run: Any, conformance_reader: Reader, rhythm_db: Any) -> None:
         _, recorder = run()
@@ -224,13 +227,14 @@ class PluginConformance:
     def test_metric_kinds(self, run: Any, conformance_reader: Reader) -> None:
         worker, recorder = run()
         rhythm_core.wait(conformance_ok.queue(1), timeout=30)
-        emitted = {p.name: p.kind for p in recorder.points if p.name in BY_NAME}
         wanted = {
             "rhythm.executions.claimed",
             "rhythm.executions.completed",
             "rhythm.execution.duration",
             "rhythm.function.execution.duration",
         }
+        recorder.wait_for(lambda r: wanted <= {p.name for p in r.points})
+        emitted = {p.name: p.kind for p in recorder.points if p.name in BY_NAME}
         assert wanted <= set(emitted)
         worker.stop()  # exporters flush on shutdown
         received = _poll(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, MutableMapping
+import time
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -86,6 +87,17 @@ class RecordingPlugin:
             for p in self.metric(name)
             if all(p.attributes.get(k) == v for k, v in labels.items())
         )
+
+    def wait_for(self, check: Callable[[RecordingPlugin], Any], timeout: float = 10.0) -> Any:
+        """Poll ``check(self)`` until it is truthy: a worker emits an attempt's spans and
+        metrics just after writing its outcome, so a test that waited for the outcome must
+        wait a moment more for them. Returns the last result."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check(self)
+            if result or time.monotonic() > deadline:
+                return result
+            time.sleep(0.01)
 
     def clear(self) -> None:
         with self.lock:
