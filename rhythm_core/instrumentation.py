@@ -120,6 +120,7 @@ class Instruments:
         self._labels: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._series: dict[tuple[str, int], tuple[dict[str, Any], list[float]]] = {}
         self._by_function: dict[tuple[str, str, str], list[float]] = {}
+        self._by_outcome: dict[tuple[str, str, str], list[float]] = {}
         self._decode_values = self._series_values(
             "rhythm.serialization.duration", {"direction": "deserialize", "format": "json"}
         )
@@ -275,14 +276,15 @@ class Instruments:
                 self._attempt_metrics(row, record)
                 if final:
                     status = "success" if kind == store.COMPLETED else "failed"
-                    completed[(row.queue, status, row.type)] += 1
-                    self.observe(
-                        "rhythm.execution.duration",
-                        _seconds(row.created_ns, end_ns),
-                        self.labels(
-                            ("execution_type", row.type), ("queue", row.queue), ("status", status)
-                        ),
-                    )
+                    key = (row.queue, status, row.type)
+                    completed[key] += 1
+                    values = self._by_outcome.get(key)
+                    if values is None:
+                        labels = {"execution_type": row.type, "queue": row.queue, "status": status}
+                        values = self._by_outcome[key] = self._series_values(
+                            "rhythm.execution.duration", labels
+                        )
+                    values.append(_seconds(row.created_ns, end_ns))
             context = record.context
             if context is not None and (
                 context.sampled or (self.sample_errors and kind in (store.FAILED, store.RETRY))
