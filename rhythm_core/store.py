@@ -101,7 +101,7 @@ class Claimed:
     parent_id: str | None
     trace_id: str | None
     span_id: str | None
-    trace_context: Any
+    trace_context: str | None  # JSON text: decoded only when tracing is on
     created_ns: int
     replays: int
     record: Any = None  # timings kept by the instrumentation, when observability is on
@@ -128,7 +128,7 @@ FROM (
 WHERE e.id = c.id
 RETURNING e.id::text, e.type, e.function_name, e.queue, e.args::text, e.kwargs::text,
           e.attempt, e.max_retries, e.timeout, e.lease, e.parent_id::text, e.trace_id,
-          e.span_id, e.trace_context, (extract(epoch FROM e.created_at) * 1e9)::int8,
+          e.span_id, e.trace_context::text, (extract(epoch FROM e.created_at) * 1e9)::int8,
           e.replays
 """
 

@@ -175,7 +175,9 @@ def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
         raise CarrierError(f"trace_id {str(trace_id)[:40]!r} is not 32 lower-case hex digits")
     if carrier is None:
         return None
-    if isinstance(carrier, str):  # stored as a JSON string rather than an object
+    if isinstance(carrier, str):  # the column's JSON text (claims fetch it undecoded)
+        if len(carrier) > 2 * MAX_CARRIER_BYTES:  # not worth decoding
+            raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
         try:
             carrier = json.loads(carrier)
         except ValueError:
