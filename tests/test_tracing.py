@@ -10,6 +10,7 @@ import rhythm_core
 from rhythm_core import trace
 
 from .apps import traced
+from .apps.basic import hold_until
 from .conftest import runs, wait_until
 from .telemetry_files import jsonl_block, jsonl_env, read
 
@@ -24,11 +25,11 @@ def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, t
     assert web is not None
 
     env = jsonl_env(telemetry)
-    first = spawn_worker("tests.apps.traced", "traced", "traced-wf", env=env)
+    first = spawn_worker("tests.apps.traced", "traced", "traced-wf", "hold", env=env)
     wait_until(lambda: runs(db, "start"), message="the held task never started")
     first.signal(signal.SIGKILL)
     first.wait()
-    second = spawn_worker("tests.apps.traced", "traced", "traced-wf", env=env)
+    second = spawn_worker("tests.apps.traced", "traced", "traced-wf", "hold", env=env)
     marker.touch()
     assert rhythm_core.wait(execution_id, timeout=30) == [10, 200, "released"]
     second.signal(signal.SIGTERM)
@@ -66,7 +67,7 @@ def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, t
         else:  # a child: created by a pass of its workflow
             assert by_id[creator["parent_span_id"]]["name"] == "workflow.replay"
 
-    held_row = next(r for r in rows if r[2] == traced.held.name)
+    held_row = next(r for r in rows if r[2] == hold_until.name)
     flaky_row = next(r for r in rows if r[2] == traced.flaky_once.name)
     # the killed worker's attempt left no spans; the second worker continued the same
     # execution span id

@@ -3,12 +3,9 @@ can be killed mid-task."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 from rhythm_core import current_execution, metrics, task, trace, workflow
 
-from .record import record
+from .basic import hold_until
 
 
 @task(queue="traced", retries=0)
@@ -27,15 +24,6 @@ def flaky_once(x: int) -> int:
     return x * 100
 
 
-@task(queue="traced", retries=0, timeout=None)
-async def held(marker: str) -> str:
-    record("start")
-    while not Path(marker).exists():
-        await asyncio.sleep(0.02)
-    record("end")
-    return "released"
-
-
 @task(queue="traced", retries=0)
 def always_fails(x: int) -> None:
     raise ValueError(f"failing {x}")
@@ -47,7 +35,7 @@ async def three_tasks(marker: str) -> list[object]:
         pass
     first = await plain.run(1)
     second = await flaky_once.run(2)
-    third = await held.run(marker)
+    third = await hold_until.run(marker)
     return [first, second, third]
 
 
