@@ -83,7 +83,8 @@ class AttemptRecord:
     claim_end: int
     start: int = 0
     end: int = 0
-    error: tuple[str, str, str] | None = None
+    error: tuple[str, str, str] | None = None  # raised by the function
+    failure: tuple[str, str, str] | None = None  # raised around it (unknown function, result)
     decode: tuple[int, int, int] | None = None
     encode: tuple[int, int, int] | None = None
     trace_id: str = ""
@@ -431,8 +432,9 @@ class Instruments:
                 CONSUMER,
                 {**base, "status": kind, "worker_id": self.worker_id},
             )
-            if kind == store.FAILED and record.error is not None:
-                execution.set_error(*record.error)
+            error = record.error or record.failure
+            if kind == store.FAILED and error is not None:
+                execution.set_error(*error)
             spans.append(execution)
         for built in spans:
             self.obs.emit_span(built)

@@ -382,6 +382,8 @@ class Worker:
             self._reporter.add(row, store.RELEASE, delay=1.0)
             return
         except Exception as exc:
+            if self._observed and row.record.error is None:  # failed outside the function
+                row.record.failure = (type(exc).__name__, str(exc), "")
             self._report_failure(fn, row, exc)
         else:
             self._reporter.add(row, store.COMPLETED, result=encoded)

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import pluggy
@@ -55,6 +56,28 @@ def test_unsampled_traces_emit_only_failing_executions(start_worker, observe, db
     # metrics are not sampled
     assert recorder.total("rhythm.executions.completed", status="success") == 1
     assert recorder.total("rhythm.executions.completed", status="failed") == 1
+
+
+def test_failures_outside_the_function_mark_the_execution_span(start_worker, db) -> None:
+    recorder = RecordingPlugin()
+    bogus = str(uuid.uuid4())
+    db.execute("INSERT INTO executions (id, type, function_name, queue, trace_id, span_id) "
+               "VALUES (%s, 'task', 'nowhere.missing', 'traced', %s, %s)",
+               (bogus, "6b083b5f247c0ef3db2c7cdc2208eb09", "00f067aa0ba902b7"))
+    start_worker("traced", observability=tracing(recorder, sample_rate=1))
+    unserialisable = traced.returns_object.queue()
+    for execution_id in (bogus, unserialisable):
+        with pytest.raises(ExecutionFailed):
+            rhythm_core.wait(execution_id, timeout=10)
+    recorder.wait_for(lambda r: r.total("rhythm.executions.completed", status="failed") == 2)
+    missing = next(s for s in recorder.spans if s.name == "task.nowhere.missing")
+    assert (missing.status, missing.error_type) == ("error", "UnknownFunction")
+    assert missing.span_id == "00f067aa0ba902b7"
+    result = next(s for s in recorder.spans if s.name == f"task.{traced.returns_object.name}")
+    assert (result.status, result.error_type) == ("error", "SerializationError")
+    invoke = next(s for s in recorder.spans if s.name == "function.invoke"
+                  and s.parent_span_id == result.span_id)
+    assert invoke.status == "ok"  # the function itself returned; storing its result failed
 
 
 def test_unsampled_traces_without_sample_errors_emit_nothing(start_worker, observe) -> None:

@@ -52,3 +52,8 @@ def loaded_modules() -> list[str]:
 @task(queue="traced", retries=0)
 def echo(value: str) -> str:
     return value
+
+
+@task(queue="traced", retries=0)
+def returns_object() -> object:
+    return object()
