@@ -30,14 +30,10 @@ def configure(
         raise ConfigError(f"database_url must be a string, got {type(database_url).__name__}")
     if database_url is not None:
         _configured_url = database_url
-    if observability is not None:
-        import atexit
-
+    if observability is not None:  # flushed at exit with every started instance
         from .plugins import activate, from_block
 
-        configured = from_block(observability)
-        activate(configured)
-        atexit.register(configured.shutdown)
+        activate(from_block(observability))
 
 
 def resolve_database_url(explicit: str | None = None) -> tuple[str, str]:

@@ -140,19 +140,13 @@ class Observability:
         if not self.enabled:
             return self
         self._call("rhythm_observability_configure", self.config)
-        ref = weakref.ref(self)
-
-        def after_fork() -> None:
-            observability = ref()
-            if observability is not None:
-                observability._after_fork()
-
-        os.register_at_fork(after_in_child=after_fork)
+        _started(self)
         return self
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-        self._call("rhythm_observability_configure", self.config)
+        if not self._shut:
+            self._call("rhythm_observability_configure", self.config)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         if self.enabled and not self._shut:
@@ -231,6 +225,31 @@ class Observability:
                 self._reporting_error = False
 
 
+# Started instances, for the two process-wide hooks registered once (not once per instance):
+# reconfigure in a forked child, and flush at interpreter exit.
+_live: weakref.WeakSet[Observability] = weakref.WeakSet()
+_hooks_registered = False
+
+
+def _started(observability: Observability) -> None:
+    global _hooks_registered
+    _live.add(observability)
+    if not _hooks_registered:
+        _hooks_registered = True
+        os.register_at_fork(after_in_child=_after_fork_all)
+        atexit.register(_shutdown_all)
+
+
+def _after_fork_all() -> None:
+    for observability in list(_live):
+        observability._after_fork()
+
+
+def _shutdown_all() -> None:
+    for observability in list(_live):
+        observability.shutdown()
+
+
 DISABLED = Observability(ObservabilityConfig())
 _active: Observability | None = None
 _active_lock = threading.Lock()
@@ -246,8 +265,6 @@ def active() -> Observability:
         if _active is None:
             config = resolve(None)
             _active = Observability(config).start() if config.enabled else DISABLED
-            if _active.enabled:
-                atexit.register(_active.shutdown)
         return _active
 
 
