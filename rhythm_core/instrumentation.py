@@ -266,8 +266,8 @@ class Instruments:
 
     def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
         """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
-        completed: Counter[tuple[str, str, str]] = Counter()
         metering = self.metering
+        by_outcome = self._by_outcome
         for row, kind in outcomes:
             record = row.record
             if record is None:
@@ -278,8 +278,7 @@ class Instruments:
                 if final:
                     status = "success" if kind == store.COMPLETED else "failed"
                     key = (row.queue, status, row.type)
-                    completed[key] += 1
-                    values = self._by_outcome.get(key)
+                    values = by_outcome.get(key)
                     if values is None:
                         labels = {"execution_type": row.type, "queue": row.queue, "status": status}
                         values = self._by_outcome[key] = self._series_values(
@@ -293,13 +292,16 @@ class Instruments:
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
             self.query("report", start_ns, end_ns)
-            for (queue, status, kind), n in completed.items():
-                self.count(
-                    "rhythm.executions.completed",
-                    n,
-                    "{execution}",
-                    self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
-                )
+            # each final outcome added one execution.duration observation to its label set
+            # since the last flush: those counts are the completed counter's increments
+            for (queue, status, kind), values in by_outcome.items():
+                if values:
+                    self.count(
+                        "rhythm.executions.completed",
+                        len(values),
+                        "{execution}",
+                        self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
+                    )
             self.flush()
 
     def _attempt_spans(
