@@ -43,15 +43,18 @@ class NewExecution:
     trace_context: str | None = None
 
 
+# Batch parameters go in binary (%b): psycopg's text format quotes every array element
+# through a regular expression, which cost 11% of no-op throughput and 20% of enqueue time
+# (A/B in one process, 20,000 tasks, 5 rounds each).
 INSERT = """
 WITH ins AS (
     INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
                             parent_id, step, trace_id, span_id, trace_context)
     SELECT u.id, u.type, u.fn, u.queue, u.args::jsonb, u.kwargs::jsonb, u.max_retries, u.timeout,
            u.parent_id, u.step::int[], u.trace_id, u.span_id, u.trace_context::jsonb
-    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::int[], %s::float8[], %s::uuid[], %s::text[], %s::text[], %s::text[],
-                %s::text[])
+    FROM unnest(%b::text[]::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                %b::int[], %b::float8[], %b::text[]::uuid[], %b::text[], %b::text[], %b::text[],
+                %b::text[])
          AS u(id, type, fn, queue, args, kwargs, max_retries, timeout, parent_id, step,
               trace_id, span_id, trace_context)
     ON CONFLICT DO NOTHING
@@ -141,8 +144,8 @@ LOCK_PARENTS = "SELECT 1 FROM executions WHERE id = ANY(%s::uuid[]) ORDER BY id 
 
 REPORT = """
 WITH v AS (
-    SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-                         %s::float8[])
+    SELECT * FROM unnest(%b::text[]::uuid[], %b::bigint[], %b::text[], %b::text[], %b::text[],
+                         %b::float8[])
          AS v(id, lease, kind, result, error, delay)
 ), done AS (
     UPDATE executions e SET
