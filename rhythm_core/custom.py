@@ -34,6 +34,8 @@ class _Trace:
             yield None
             return
         parent = current.get()
+        if parent is not None and not parent.span_id:  # an unsampled attempt's, made lazily
+            parent.span_id = new_span_id()
         if parent is None:  # application code outside any execution: a new root trace
             sampled = random.random() < obs.config.traces.sample_rate
             parent = Position(new_trace_id(), "", sampled)

@@ -41,10 +41,13 @@ from .tracecontext import (
     CarrierError,
     ClaimedContext,
     build_carrier,
+    is_span_id,
+    is_trace_id,
     new_span_id,
     new_trace_id,
     read_carrier,
     read_claimed,
+    unsampled_at_a_glance,
 )
 
 if TYPE_CHECKING:
@@ -88,9 +91,10 @@ class AttemptRecord:
     decode: tuple[int, int, int] | None = None
     encode: tuple[int, int, int] | None = None
     trace_id: str = ""
-    span_id: str = ""  # the attempt's span (function.invoke or workflow.replay)
+    span_id: str = ""  # the attempt's span (function.invoke or workflow.replay); "" = not yet
     sampled: bool = False
     buffer: list[Span] | None = None
+    lazy: bool = False  # an unsampled row whose carrier is read only if it is needed
 
 
 current: ContextVar[Position | AttemptRecord | None] = ContextVar(
@@ -207,7 +211,28 @@ class Instruments:
             return
         rate, keep_errors = self.sample_rate, self.sample_errors
         for row in rows:
-            context = read_claimed(row.trace_id, row.span_id, row.trace_context, rate)
+            # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
+            # is parsed or allocated unless the attempt fails or creates something.
+            carrier = row.trace_context
+            if carrier is None:
+                lazy = (
+                    random.random() >= rate
+                    and is_trace_id(row.trace_id)
+                    and is_span_id(row.span_id)
+                )
+            else:
+                lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
+            if lazy:
+                row.record = AttemptRecord(
+                    None,
+                    start_ns,
+                    end_ns,
+                    trace_id=row.trace_id or "",
+                    lazy=True,
+                    buffer=[] if keep_errors else None,
+                )
+                continue
+            context = read_claimed(row.trace_id, row.span_id, carrier, rate)
             record = row.record = AttemptRecord(
                 context,
                 start_ns,
@@ -225,8 +250,25 @@ class Instruments:
         """The attempt starts: later spans and executions hang under its span."""
         record = row.record
         record.start = time.time_ns()
-        if record.context is not None:
+        if record.context is not None or record.lazy:
             current.set(record)
+
+    def context_of(self, row: Claimed) -> ClaimedContext:
+        """The row's trace context, read now if it was left unread (an unsampled row)."""
+        record = row.record
+        if record.context is None:
+            context = record.context = read_claimed(
+                row.trace_id, row.span_id, row.trace_context, 0.0, decide=lambda: 0.0
+            )
+            record.lazy = False
+            if context.trace_id != record.trace_id:  # unusable after all: a new root trace
+                for span in record.buffer or ():
+                    span.trace_id = context.trace_id
+                record.trace_id = context.trace_id
+            if not record.span_id:
+                record.span_id = new_span_id()
+        found: ClaimedContext = record.context
+        return found
 
     def finish(self, row: Claimed, error: BaseException | None, stack: str = "") -> None:
         record = row.record
@@ -286,9 +328,18 @@ class Instruments:
                         )
                     values.append(_seconds(row.created_ns, end_ns))
             context = record.context
-            if context is not None and (
-                context.sampled or (self.sample_errors and kind in (store.FAILED, store.RETRY))
+            if context is not None and context.sampled:
+                self._attempt_spans(row, record, kind, final, start_ns, end_ns)
+            elif (
+                (context is not None or record.lazy)
+                and self.sample_errors
+                and kind
+                in (
+                    store.FAILED,
+                    store.RETRY,
+                )
             ):
+                self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
             self.query("report", start_ns, end_ns)
@@ -448,9 +499,9 @@ class Instruments:
     ) -> tuple[SpanContext | None, list[Span] | None, str | None]:
         """(parent, buffer, trace id) for the children a workflow pass creates."""
         record = row.record
-        context = record.context if record is not None else None
-        if context is None:
+        if record is None or (record.context is None and not record.lazy):
             return None, None, row.trace_id
+        context = self.context_of(row)
         buffer = record.buffer  # set by begin() when the trace may be kept for an error
         parent = SpanContext(context.trace_id, record.span_id, context.sampled)
         return parent, buffer, context.trace_id
@@ -484,6 +535,8 @@ def emit_standalone(
 
 
 def position_context(position: Position | AttemptRecord) -> SpanContext:
+    if not position.span_id:  # an unsampled attempt's span id is made when first needed
+        position.span_id = new_span_id()
     return SpanContext(position.trace_id, position.span_id, position.sampled)
 
 

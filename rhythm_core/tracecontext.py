@@ -170,6 +170,32 @@ def read_claimed(
     return ClaimedContext(trace_id, span_id, parent, parent.sampled)
 
 
+_TRACEPARENT_KEY = '"traceparent": "'
+
+
+def unsampled_at_a_glance(trace_id: Any, span_id: Any, carrier: str | None) -> bool:
+    """True when a claimed row's ids are valid and its carrier's traceparent (in the column's
+    JSON text) is a valid, unsampled parent of the same trace: the worker may then leave the
+    carrier unread unless the attempt fails. False means: read it now."""
+    if not (is_trace_id(trace_id) and is_span_id(span_id)):
+        return False
+    if carrier is None or len(carrier) > MAX_CARRIER_BYTES:
+        return False
+    at = carrier.find(_TRACEPARENT_KEY)
+    if at < 0:
+        return False
+    value = carrier[at + len(_TRACEPARENT_KEY) : at + len(_TRACEPARENT_KEY) + 56]
+    if len(value) != 56 or value[55] != '"' or value[53:55] != "00":
+        return False
+    traceparent = value[:55]
+    return (
+        _TRACEPARENT.fullmatch(traceparent) is not None
+        and traceparent.startswith("00-")
+        and traceparent[3:35] == trace_id
+        and traceparent[36:52] != _ZERO_SPAN
+    )
+
+
 def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
     if not is_trace_id(trace_id):
         raise CarrierError(f"trace_id {str(trace_id)[:40]!r} is not 32 lower-case hex digits")

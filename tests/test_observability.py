@@ -80,6 +80,27 @@ def test_failures_outside_the_function_mark_the_execution_span(start_worker, db)
     assert invoke.status == "ok"  # the function itself returned; storing its result failed
 
 
+def test_an_unsampled_failing_attempt_keeps_what_it_did(start_worker, observe, db) -> None:
+    recorder = RecordingPlugin()
+    block = tracing(recorder, sample_rate=0, sample_errors=True)
+    observe(block)
+    start_worker("traced", observability=block)
+    failing = traced.enqueues_then_fails.queue()
+    with pytest.raises(ExecutionFailed):
+        rhythm_core.wait(failing, timeout=10)
+    recorder.wait_for(lambda r: r.named(f"task.{traced.enqueues_then_fails.name}"))
+    (trace_id,) = db.execute("SELECT trace_id FROM executions WHERE id = %s",
+                             (failing,)).fetchone()
+    spans = {s.name: s for s in recorder.in_trace(trace_id)}
+    invoke, inner, create = spans["function.invoke"], spans["inner"], spans["db.create_execution"]
+    assert invoke.status == "error" and invoke.kept_for_error
+    assert inner.parent_span_id == invoke.span_id
+    assert create.parent_span_id == inner.span_id
+    child = db.execute("SELECT trace_id, trace_context->>'traceparent' FROM executions "
+                       "WHERE function_name = %s", (traced.plain.name,)).fetchone()
+    assert child == (trace_id, f"00-{trace_id}-{create.span_id}-00")
+
+
 def test_unsampled_traces_without_sample_errors_emit_nothing(start_worker, observe) -> None:
     recorder = RecordingPlugin()
     run_ok_and_failing(start_worker, observe,

@@ -57,3 +57,10 @@ def echo(value: str) -> str:
 @task(queue="traced", retries=0)
 def returns_object() -> object:
     return object()
+
+
+@task(queue="traced", retries=0)
+def enqueues_then_fails() -> None:
+    with trace.span("inner"):
+        plain.queue(1)
+    raise RuntimeError("after enqueueing")
