@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from . import store
+from .connections import LOST as _LOST
 from .database import connect, connect_async, resolve_database_url
 from .errors import ExecutionFailed, ExecutionNotFound
 from .instrumentation import Creation, current, position_context
@@ -60,9 +61,6 @@ def reset() -> None:
             _sync[2].close()
         _sync = None
     _async.clear()
-
-
-_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def _execute(query: str, params: Any) -> psycopg.Cursor[Any]:

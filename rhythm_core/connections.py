@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 # Conflicts PostgreSQL resolves by aborting one side; the statement is simply run again.
 RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+# The connection is gone (or unusable): reconnect, then try again.
+LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class Connection:
@@ -73,7 +75,7 @@ class Connection:
                 if attempts is not None and tries >= attempts:
                     raise
                 await asyncio.sleep(0.001 * tries)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except LOST as exc:
                 if (attempts is not None and tries >= attempts) or (give_up and give_up()):
                     raise
                 self.note_failure(exc)

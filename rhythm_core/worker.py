@@ -26,6 +26,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from . import store
+from .connections import LOST as _LOST
 from .connections import RETRYABLE, Connection
 from .current import CurrentExecution, _current
 from .database import resolve_database_url
@@ -56,7 +57,6 @@ class _DatabaseLost(Exception):
     workflow: no fault of the workflow, so it returns to pending rather than failing."""
 
 
-_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # Errors a retry cannot fix: the execution fails at once whatever its retries.
 _FINAL_ERRORS = (UnknownFunction, SerializationError, ReplayDivergence)
 _TRACEBACK_LIMIT = 8000
