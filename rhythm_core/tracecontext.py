@@ -44,6 +44,12 @@ def new_trace_id() -> str:
     return f"{int(time.time()) & 0xFFFFFFFF:08x}{_getrandbits(96):024x}"
 
 
+def execution_id_of(trace_id: str) -> str:
+    """The execution id (a UUID) of the root execution that started ``trace_id``."""
+    t = trace_id
+    return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"
+
+
 def new_span_id() -> str:
     return f"{_getrandbits(64) or 1:016x}"
 

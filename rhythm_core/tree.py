@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from .tracecontext import execution_id_of
+
 TREE = """
 WITH RECURSIVE tree AS (
     SELECT e.* FROM executions e WHERE id = %s
@@ -22,7 +24,10 @@ FROM tree
 TRACE = """
 SELECT id::text, parent_id::text, step, type, function_name, status, attempt, created_at,
        completed_at, error->>'type', error->>'message'
-FROM executions WHERE trace_id = %s ORDER BY created_at
+FROM executions
+WHERE (id = %(uuid)s AND trace_id = %(trace)s)
+   OR (trace_id = %(trace)s AND trace_id <> translate(id::text, '-', ''))
+ORDER BY created_at
 """
 TRACE_OF = "SELECT trace_id FROM executions WHERE id = %s"
 
@@ -48,7 +53,9 @@ def load(conn: psycopg.Connection[Any], root_id: str) -> list[Node]:
 
 def load_trace(conn: psycopg.Connection[Any], trace_id: str) -> list[Node]:
     """Every execution of a trace, roots (no parent in the trace) first."""
-    nodes = [Node(*row) for row in conn.execute(TRACE, (trace_id,))]
+    # the root that started the trace is found by its id, the rest by the partial index
+    params = {"uuid": execution_id_of(trace_id), "trace": trace_id}
+    nodes = [Node(*row) for row in conn.execute(TRACE, params)]
     ids = {n.id for n in nodes}
     return sorted(nodes, key=lambda n: n.parent_id in ids)
 

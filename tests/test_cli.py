@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import rhythm_core
+from rhythm_core import tree
+from rhythm_core.tracecontext import execution_id_of
 
 from .apps import basic
 from .conftest import ROOT
@@ -115,3 +117,31 @@ def test_trace_draws_a_trace_from_the_database_alone(start_worker, db) -> None:
     missing = rhythm("trace", "0" * 31 + "1")
     assert missing.returncode == 2
     assert "no execution belongs to trace" in missing.stderr
+
+
+def test_trace_finds_roots_that_share_an_application_trace(observe, db) -> None:
+    """A root that starts its own trace is found by its id (it is left out of the trace index);
+    roots enqueued under an application span are found through the index."""
+    from rhythm_core import trace
+    from rhythm_core.testing import RecordingPlugin
+
+    alone = basic.add.queue(1, 2)
+    observe({"plugins": [RecordingPlugin()], "traces": {"enabled": True, "sample_rate": 1.0}})
+    with trace.span("web.request") as web:
+        shared = basic.add.queue_many([(1, 1), (2, 2)])
+    assert web is not None
+    rows = dict(db.execute("SELECT id::text, trace_id FROM executions").fetchall())
+    assert rows[alone] == alone.replace("-", "")
+    assert {rows[x] for x in shared} == {web.trace_id}
+    assert all(x.replace("-", "") != web.trace_id for x in shared)
+    indexed = db.execute(
+        "SELECT count(*) FROM executions WHERE trace_id <> translate(id::text, '-', '')"
+    ).fetchone()[0]
+    assert indexed == 2
+    db.execute("SET enable_seqscan = off")  # a table this small would be scanned whole
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + tree.TRACE, {
+        "uuid": execution_id_of(web.trace_id), "trace": web.trace_id}))
+    db.execute("RESET enable_seqscan")
+    assert "executions_shared_trace" in plan and "executions_pkey" in plan
+    assert f"trace {web.trace_id}: 2 execution(s)" in rhythm("trace", web.trace_id).stdout
+    assert f"trace {rows[alone]}: 1 execution(s)" in rhythm("trace", rows[alone]).stdout
