@@ -44,6 +44,7 @@ from .tracecontext import (
     execution_id_of,
     is_span_id,
     is_trace_id,
+    new_execution_id,
     new_span_id,
     new_trace_id,
     read_carrier,
@@ -564,12 +565,17 @@ class Creation:
             return
         if not obs.tracing:
             for row in rows:
-                row.trace_id = trace_id or _own_trace(row)
+                if trace_id:
+                    row.trace_id, row.id = trace_id, row.id or new_execution_id()
+                else:
+                    row.trace_id = _own_trace(row)
                 row.span_id = new_span_id()
             return
         if parent is None:
             parent = _ambient_parent(obs)
         if parent is not None:
+            for row in rows:
+                row.id = row.id or new_execution_id()
             self._group(rows, parent.trace_id, parent, parent.sampled)
         else:
             rate = obs.config.traces.sample_rate
@@ -638,8 +644,9 @@ def _own_trace(row: NewExecution) -> str:
     starts its own trace, the common case, adds no index entry on insert, claim or report.
     """
     trace_id = new_trace_id()
-    if trace_id is not None:  # bench/overhead.py replaces the generator to measure rows without
-        row.id = execution_id_of(trace_id)
+    if not row.id:
+        # bench/overhead.py replaces the generator by one giving None, to measure rows without
+        row.id = execution_id_of(trace_id) if trace_id else new_execution_id()
     return trace_id
 
 

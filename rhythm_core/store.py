@@ -7,8 +7,7 @@ claim), so a worker that lost an execution to failover can never overwrite its n
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +36,7 @@ class NewExecution:
     timeout: float | None
     parent_id: str | None = None
     step: Step | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = ""  # assigned by instrumentation.Creation with the trace ids
     trace_id: str | None = None
     span_id: str | None = None
     trace_context: str | None = None

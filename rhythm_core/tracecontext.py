@@ -50,6 +50,11 @@ def execution_id_of(trace_id: str) -> str:
     return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"
 
 
+def new_execution_id() -> str:
+    """A random execution id for a row that joins an existing trace."""
+    return execution_id_of(f"{_getrandbits(128):032x}")
+
+
 def new_span_id() -> str:
     return f"{_getrandbits(64) or 1:016x}"
 
