@@ -380,6 +380,7 @@ class Instruments:
             "messaging.message.id": row.id,
         }
         parent = context.span_id
+        sampled, links = context.sampled, context.links
 
         def span(
             name: str,
@@ -391,19 +392,14 @@ class Instruments:
             attributes: dict[str, Any],
         ) -> Span:
             built = Span(
-                name,
-                context.trace_id,
-                span_id,
-                parent_id,
-                start,
-                kind_,
-                end,
-                attributes,
-                OK,
-                sampled=context.sampled,
-                kept_for_error=for_error,
-                links=list(context.links),
-            )
+                name, context.trace_id, span_id, parent_id, start, kind_, end, attributes, OK
+            )  # positional, and the defaults' own sampled/kept/links unless they differ
+            if not sampled:
+                built.sampled = False
+            if for_error:
+                built.kept_for_error = True
+            if links:
+                built.links = list(links)
             if for_error:
                 attributes["rhythm.sampling.kept_for_error"] = True
             return built
@@ -491,8 +487,7 @@ class Instruments:
             if kind == store.FAILED and error is not None:
                 execution.set_error(*error)
             spans.append(execution)
-        for built in spans:
-            self.obs.emit_span(built)
+        self.obs.emit_spans(spans)
 
     # -- workflows ---------------------------------------------------------------------------
 

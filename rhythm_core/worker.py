@@ -334,15 +334,6 @@ class Worker:
                 if record.context is not None and record.context.problem is not None:
                     await self._check_trace(row)
                 decode_start = time.time_ns()
-            args, kwargs = json.loads(row.args), json.loads(row.kwargs)
-            if self._observed:
-                size = len(row.args) + len(row.kwargs)
-                record.decode = (decode_start, time.time_ns(), size)
-            if fn is None:
-                raise UnknownFunction(
-                    f"no function named {row.function_name!r} is registered in worker "
-                    f"{self.worker_id}; import the module that defines it (rhythm worker -m ...)"
-                )
             _current.set(
                 CurrentExecution(
                     row.id,
@@ -354,8 +345,17 @@ class Worker:
                     self.worker_id,
                 )
             )
+            args, kwargs = json.loads(row.args), json.loads(row.kwargs)
+            if fn is None:
+                raise UnknownFunction(
+                    f"no function named {row.function_name!r} is registered in worker "
+                    f"{self.worker_id}; import the module that defines it (rhythm worker -m ...)"
+                )
             if self._observed:
+                # decoding ends where the attempt begins: one clock read for both
                 self._instruments.begin(row)
+                size = len(row.args) + len(row.kwargs)
+                record.decode = (decode_start, record.start, size)
             try:
                 if row.type == "workflow":
                     result = await self._run_workflow(fn, row, args, kwargs)
@@ -369,10 +369,9 @@ class Worker:
                 raise
             if self._observed:
                 self._instruments.finish(row, None)
-                encode_start = time.time_ns()
             encoded = encode_result(row.function_name, result)
-            if self._observed:
-                record.encode = (encode_start, time.time_ns(), len(encoded))
+            if self._observed:  # encoding starts where the attempt ended
+                record.encode = (record.end, time.time_ns(), len(encoded))
         except asyncio.CancelledError:
             if row.id not in self._cancel_requested:  # cancelled rows are already final
                 self._reporter.add(row, store.RELEASE)
