@@ -29,7 +29,9 @@ def rhythm_observability_configure(config: ObservabilityConfig) -> None:
 
     Fires once per process after the plugin is loaded, and again in a child process after a
     fork (exporter threads and sockets do not survive a fork). Build exporters here, never at
-    import time.
+    import time. Raise :class:`rhythm_core.ConfigError` for settings of the plugin's own that
+    are invalid (``options["<name>"]``): the worker then fails to start with that message.
+    Any other exception is counted and logged like those of the other hooks.
 
     :param config: the resolved configuration: worker config over ``RHYTHM_*`` variables over
         defaults. Values left ``None`` (endpoint, service name) are for the plugin to take from

@@ -145,7 +145,13 @@ class Observability:
         """Run ``rhythm_observability_configure`` (again in children after a fork)."""
         if not self.enabled:
             return self
-        self._call("rhythm_observability_configure", self.config)
+        for plugin, configure in self._calls["rhythm_observability_configure"]:
+            try:
+                configure(self.config)
+            except ConfigError:
+                raise  # bad settings fail at start, naming the key
+            except Exception as exc:
+                self._failed(plugin, "rhythm_observability_configure", exc)
         _started(self)
         return self
 

@@ -1,0 +1,191 @@
+"""The ``otel`` provider's hook implementations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import propagate
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext as OtelContext
+from opentelemetry.trace.span import TraceState
+
+from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.catalogue import BY_NAME
+from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
+
+from . import ids
+from .pipeline import Pipeline
+from .settings import resolve
+
+NAME = "otel"
+KINDS = {
+    "internal": SpanKind.INTERNAL,
+    "client": SpanKind.CLIENT,
+    "server": SpanKind.SERVER,
+    "producer": SpanKind.PRODUCER,
+    "consumer": SpanKind.CONSUMER,
+}
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _remote(trace_id: str, span_id: str, sampled: bool = True) -> OtelContext:
+    return OtelContext(
+        int(trace_id, 16), int(span_id, 16), True, SAMPLED if sampled else TraceFlags(0)
+    )
+
+
+class OtelPlugin:
+    """Spans and metrics of rhythm-core through the OpenTelemetry SDK."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+        self._instruments: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
+        # also runs in a forked child: the parent's exporter threads did not come along
+        settings = resolve(config)
+        with self._lock:
+            self.pipeline = Pipeline(config, settings)
+            self._instruments = {}
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        with self._lock:
+            pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.shutdown(timeout)
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans an export failed to deliver since the pipeline was built."""
+        pipeline = self.pipeline
+        return pipeline.exporter.dropped if pipeline and pipeline.exporter else 0
+
+    # -- spans -----------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_span_start(self, span: Span) -> None:
+        pipeline = self.pipeline
+        if pipeline is None or pipeline.tracer is None:
+            return
+        if span.parent_span_id:
+            parent = trace_api.set_span_in_context(
+                NonRecordingSpan(_remote(span.trace_id, span.parent_span_id)),
+                context_api.Context(),
+            )
+        else:
+            parent = context_api.Context()  # else the current span would become the parent
+        links = [Link(_remote(x.trace_id, x.span_id, x.sampled)) for x in span.links]
+        token = ids.use(int(span.trace_id, 16), int(span.span_id, 16))
+        try:
+            native = pipeline.tracer.start_span(
+                span.name,
+                context=parent,
+                kind=KINDS.get(span.kind, SpanKind.INTERNAL),
+                attributes=span.attributes,
+                links=links,
+                start_time=span.start_ns,
+            )
+        finally:
+            ids.done(token)
+        span.native[NAME] = native
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        native = span.native.pop(NAME, None)
+        if native is None:
+            return
+        if span.attributes:
+            native.set_attributes(span.attributes)  # set after start (status, sizes)
+        if span.kept_for_error:
+            native.set_attribute("rhythm.sampling.kept_for_error", True)
+        if span.status == ERROR:
+            native.set_status(Status(StatusCode.ERROR, span.error_message or span.error_type))
+            event: dict[str, Any] = {"exception.type": span.error_type or "Exception"}
+            if span.error_message:
+                event["exception.message"] = span.error_message
+            if span.error_stack:
+                event["exception.stacktrace"] = span.error_stack
+            native.add_event("exception", event, timestamp=span.end_ns)
+        else:
+            native.set_status(Status(StatusCode.OK))
+        native.end(end_time=span.end_ns)
+
+    # -- propagation -----------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        """Through the global propagator (``OTEL_PROPAGATORS``: W3C, b3, xray...). With no
+        core span, the application's current span goes in: it parents the execution."""
+        if span is None:
+            propagate.inject(carrier)
+            return
+        native = NonRecordingSpan(
+            OtelContext(
+                int(span.trace_id, 16),
+                int(span.span_id, 16),
+                False,
+                SAMPLED if span.sampled else TraceFlags(0),
+            )
+        )
+        propagate.inject(carrier, context=trace_api.set_span_in_context(native))
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        found = trace_api.get_current_span(propagate.extract(carrier)).get_span_context()
+        if not found.is_valid:
+            return None
+        state: TraceState = found.trace_state
+        return SpanContext(
+            f"{found.trace_id:032x}",
+            f"{found.span_id:016x}",
+            found.trace_flags.sampled,
+            state.to_header() if state else "",
+        )
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        instrument = self._instruments.get(point.name) or self._instrument(point)
+        if instrument is None:
+            return
+        if point.kind == HISTOGRAM:
+            for value in point.each():
+                instrument.record(value, point.attributes)
+        elif point.kind == COUNTER:
+            instrument.add(point.value, point.attributes)
+        else:
+            instrument.set(point.value, point.attributes)
+
+    def _instrument(self, point: MetricPoint) -> Any:
+        pipeline = self.pipeline
+        meter = pipeline.meter() if pipeline else None
+        if meter is None:
+            return None
+        known = BY_NAME.get(point.name)
+        description = known.description if known else ""
+        unit = known.unit if known else point.unit
+        with self._lock:
+            found = self._instruments.get(point.name)
+            if found is None:
+                if point.kind == HISTOGRAM:
+                    found = meter.create_histogram(point.name, unit, description)
+                elif point.kind == COUNTER:
+                    found = meter.create_counter(point.name, unit, description)
+                elif point.kind == GAUGE:
+                    found = meter.create_gauge(point.name, unit, description)
+                else:
+                    return None
+                self._instruments[point.name] = found
+        return found

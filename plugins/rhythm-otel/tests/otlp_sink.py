@@ -1,0 +1,77 @@
+"""An OTLP/gRPC receiver built on ``opentelemetry-proto``: what the exporter really sent."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+class OtlpSink(
+    trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer
+):
+    """Listens on 127.0.0.1 on a free port; keeps every span and metric it is sent."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spans: list[tuple[dict[str, Any], Any]] = []  # (resource attributes, span)
+        self.metrics: list[tuple[dict[str, Any], Any]] = []
+        self.server = grpc.server(futures.ThreadPoolExecutor(4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OtlpSink:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop(grace=None).wait(5)
+
+    def Export(self, request: Any, context: Any) -> Any:  # gRPC names the method
+        if hasattr(request, "resource_spans"):
+            with self.lock:
+                for resource_spans in request.resource_spans:
+                    resource = attributes(resource_spans.resource.attributes)
+                    for scope in resource_spans.scope_spans:
+                        self.spans.extend((resource, span) for span in scope.spans)
+            return trace_service_pb2.ExportTraceServiceResponse()
+        with self.lock:
+            for resource_metrics in request.resource_metrics:
+                resource = attributes(resource_metrics.resource.attributes)
+                for scope in resource_metrics.scope_metrics:
+                    self.metrics.extend((resource, metric) for metric in scope.metrics)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    def spans_of(self, trace_id: str) -> list[Any]:
+        raw = bytes.fromhex(trace_id)
+        with self.lock:
+            return [span for _, span in self.spans if span.trace_id == raw]
+
+    def wait_for(self, what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = what()
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(message or "the sink never received what was expected")
+
+
+def value(any_value: Any) -> Any:
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    return {pair.key: value(pair.value) for pair in pairs}
