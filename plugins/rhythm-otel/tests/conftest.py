@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from .otlp_sink import OtlpSink
+from .workers import spawn  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
