@@ -1,0 +1,110 @@
+"""Metrics over OTLP, nothing lost on SIGTERM, and a backend that is down."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import time
+from typing import Any
+
+import pytest
+import rhythm_otel
+
+from rhythm_core.catalogue import BY_NAME
+
+from . import scenario_app
+from .otlp_sink import OtlpSink
+from .workers import otel_env
+
+KINDS = {"sum": "counter", "histogram": "histogram", "gauge": "gauge"}
+
+
+def _completed(db: Any) -> int:
+    return int(db.execute("SELECT count(*) FROM executions WHERE status = 'completed'")
+               .fetchone()[0])
+
+
+def test_metrics_arrive_with_the_catalogue_names_kinds_and_units(
+    sink: OtlpSink, rhythm_worker: Any, rhythm_db: Any
+) -> None:
+    rhythm_worker("otel-scenario", observability={
+        "provider": "otel",
+        "metrics": {"enabled": True, "interval": 0.3, "endpoint": sink.endpoint},
+    })
+    scenario_app.noop.queue_many([()] * 20)
+
+    def received() -> dict[str, Any]:
+        with sink.lock:
+            return {metric.name: metric for _, metric in sink.metrics}
+
+    wanted = {"rhythm.executions.claimed", "rhythm.executions.completed",
+              "rhythm.execution.duration", "rhythm.function.execution.duration",
+              "rhythm.workers.active"}
+    try:
+        metrics = sink.wait_for(lambda: wanted <= set(received()) and received())
+    except AssertionError:
+        raise AssertionError(f"missing: {sorted(wanted - set(received()))}") from None
+    for name in wanted:
+        metric, known = metrics[name], BY_NAME[name]
+        assert KINDS[metric.WhichOneof("data")] == known.kind, name
+        assert metric.unit == known.unit, name
+    duration = metrics["rhythm.execution.duration"].histogram.data_points[0]
+    assert list(duration.explicit_bounds)[:3] == [0.001, 0.0025, 0.005]  # the catalogue's
+    completed = sink.wait_for(lambda: sum(
+        p.as_int for m in received().values() if m.name == "rhythm.executions.completed"
+        for p in m.sum.data_points) >= 20)
+    assert completed
+
+
+def test_sigterm_loses_no_span(sink: OtlpSink, spawn: Any, rhythm_db: Any) -> None:
+    ids = scenario_app.noop.queue_many([()] * 500)
+    worker = spawn(otel_env(sink.endpoint))
+    deadline = time.monotonic() + 60
+    while _completed(rhythm_db) < 500:
+        assert time.monotonic() < deadline, worker.output()
+        time.sleep(0.05)
+    worker.signal(signal.SIGTERM)  # at once: spans still queued for export must be flushed
+    assert worker.wait() == 0, worker.output()
+    rows = rhythm_db.execute("SELECT trace_id, span_id FROM executions").fetchall()
+    with sink.lock:
+        received = {(s.trace_id.hex(), s.span_id.hex()) for _, s in sink.spans
+                    if s.name == f"task.{scenario_app.noop.name}"}
+    assert len(ids) == 500
+    assert set(rows) <= received  # every execution span, with the row's ids
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once it is closed
+
+
+def test_backend_down_completes_everything_and_counts_the_drops(
+    rhythm_worker: Any, rhythm_db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    caplog.set_level(logging.WARNING, logger="rhythm_otel")
+    worker = rhythm_worker("otel-scenario", observability={
+        "provider": "otel",
+        "traces": {"enabled": True, "sample_rate": 1.0, "endpoint": endpoint},
+        "metrics": {"enabled": True, "interval": 0.5, "endpoint": endpoint},
+        "options": {"otel": {"max_queue_size": 256, "schedule_delay_ms": 50}},
+    })
+    began = time.monotonic()
+    scenario_app.noop.queue_many([()] * 1000)
+    deadline = time.monotonic() + 60
+    while _completed(rhythm_db) < 1000:
+        assert time.monotonic() < deadline, "executions did not all complete"
+        time.sleep(0.05)
+    assert time.monotonic() - began < 30  # nothing waited on the exporter
+    plugin = rhythm_otel.plugin
+    pipeline = plugin.pipeline
+    assert pipeline is not None and pipeline.exporter is not None
+    deadline = time.monotonic() + 30
+    while plugin.dropped_spans == 0:  # the first failed export (after its retries)
+        assert time.monotonic() < deadline, "no failed export was counted"
+        time.sleep(0.1)
+    warnings = [r for r in caplog.records if "could not be sent" in r.getMessage()]
+    assert len(warnings) == 1
+    assert worker is not None
