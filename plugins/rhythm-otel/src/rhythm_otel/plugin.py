@@ -74,7 +74,10 @@ class OtelPlugin:
     # -- spans -----------------------------------------------------------------------------
 
     @hookimpl
-    def rhythm_span_start(self, span: Span) -> None:
+    def rhythm_span_end(self, span: Span) -> None:
+        """The whole native span is made here, when the core's span is final: parents are
+        named by id, so nothing needs the native span earlier, and attributes set while the
+        span was open are set once."""
         pipeline = self.pipeline
         if pipeline is None or pipeline.tracer is None:
             return
@@ -85,6 +88,9 @@ class OtelPlugin:
             )
         else:
             parent = context_api.Context()  # else the current span would become the parent
+        attributes = span.attributes
+        if span.kept_for_error:
+            attributes = {**attributes, "rhythm.sampling.kept_for_error": True}
         links = [Link(_remote(x.trace_id, x.span_id, x.sampled)) for x in span.links]
         token = ids.use(int(span.trace_id, 16), int(span.span_id, 16))
         try:
@@ -92,23 +98,12 @@ class OtelPlugin:
                 span.name,
                 context=parent,
                 kind=KINDS.get(span.kind, SpanKind.INTERNAL),
-                attributes=span.attributes,
+                attributes=attributes,
                 links=links,
                 start_time=span.start_ns,
             )
         finally:
             ids.done(token)
-        span.native[NAME] = native
-
-    @hookimpl
-    def rhythm_span_end(self, span: Span) -> None:
-        native = span.native.pop(NAME, None)
-        if native is None:
-            return
-        if span.attributes:
-            native.set_attributes(span.attributes)  # set after start (status, sizes)
-        if span.kept_for_error:
-            native.set_attribute("rhythm.sampling.kept_for_error", True)
         if span.status == ERROR:
             native.set_status(Status(StatusCode.ERROR, span.error_message or span.error_type))
             event: dict[str, Any] = {"exception.type": span.error_type or "Exception"}
