@@ -75,3 +75,14 @@ def value(any_value: Any) -> Any:
 
 def attributes(pairs: Any) -> dict[str, Any]:
     return {pair.key: value(pair.value) for pair in pairs}
+
+
+if __name__ == "__main__":  # a sink in its own process (bench/otel_overhead.py): port on stdout
+    import sys
+
+    running = OtlpSink().start()
+    print(running.port, flush=True)
+    sys.stdin.read()  # until the parent closes the pipe
+    with running.lock:
+        print(len(running.spans), flush=True)
+    running.stop()
