@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -117,3 +119,34 @@ def truncate(url: str) -> None:
         conn.execute("TRUNCATE executions")
         # a vacuum starting in the middle of one variant's run would be charged to it
         conn.execute("ALTER TABLE executions SET (autovacuum_enabled = off)")
+
+
+def alternate(
+    variants: dict[str, Callable[[], float]], rounds: int, per_run: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Run each variant (a call returning tasks/s) ``rounds`` times, A B C ... then ... C B A
+    so that no variant always follows the same neighbour; returns tasks/s and this process's
+    CPU µs per execution, per variant, in round order."""
+    from rhythm_core import plugins
+
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    order = list(variants)
+    for round_no in range(1, rounds + 1):
+        for name in order if round_no % 2 else reversed(order):
+            plugins.activate(plugins.DISABLED)  # a previous variant's worker set its own
+            gc.collect()  # the last variant's garbage is not this one's cost
+            began = time.process_time()  # this process: the worker, and any enqueueing
+            rates[name].append(variants[name]())
+            cpu[name].append((time.process_time() - began) / per_run * 1e6)
+            print(f"round {round_no} {name:>12}: {rates[name][-1]:,.0f} tasks/s",
+                  file=sys.stderr, flush=True)
+    return rates, cpu
+
+
+def paired_ratios(rates: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float]:
+    """Median and middle half of the per-round ratios A/B. Each round ran A and B next to each
+    other: their ratio cancels the machine's drift between rounds, which medians of each
+    variant alone do not."""
+    ratios = sorted(x / y for x, y in zip(rates[a], rates[b], strict=True))
+    return median(ratios), ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import functools
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, plugins
+from rhythm_core import Worker
 
-from .common import enqueue, machine, median, run_until_completed, scratch_database, truncate
+from .common import (
+    alternate,
+    enqueue,
+    machine,
+    median,
+    paired_ratios,
+    run_until_completed,
+    scratch_database,
+    truncate,
+)
 from .noop_tasks import noop_async
 
 SINK = Path(__file__).resolve().parent.parent / "plugins/rhythm-otel/tests/otlp_sink.py"
@@ -46,28 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         "otel-default": otel(0.1),
         "otel-100": otel(1.0),
     }
-    rates: dict[str, list[float]] = {name: [] for name in blocks}
-    cpu: dict[str, list[float]] = {name: [] for name in blocks}
     print(f"machine: {machine()}; OTLP/gRPC receiver in another process at {endpoint}")
     try:
         with scratch_database() as url:
             rhythm_core.configure(url)
-            for round_no in range(1, args.rounds + 1):
-                order = list(blocks) if round_no % 2 else list(reversed(blocks))
-                for name in order:
-                    plugins.activate(plugins.DISABLED)
-                    gc.collect()
-                    truncate(url)
-                    enqueue(noop_async, args.tasks)
-                    worker = Worker(noop_async.queue_name, database_url=url, concurrency=100,
-                                    poll_interval=0.05, observability=blocks[name])
-                    began = time.process_time()
-                    seconds = asyncio.run(
-                        run_until_completed(worker, url, noop_async.queue_name, args.tasks))
-                    cpu[name].append((time.process_time() - began) / args.tasks * 1e6)
-                    rates[name].append(args.tasks / seconds)
-                    print(f"round {round_no} {name:>12}: {rates[name][-1]:,.0f} tasks/s",
-                          file=sys.stderr, flush=True)
+
+            def run(block: dict[str, Any]) -> float:
+                truncate(url)
+                enqueue(noop_async, args.tasks)
+                worker = Worker(noop_async.queue_name, database_url=url, concurrency=100,
+                                poll_interval=0.05, observability=block)
+                return args.tasks / asyncio.run(
+                    run_until_completed(worker, url, noop_async.queue_name, args.tasks))
+
+            variants = {name: functools.partial(run, block) for name, block in blocks.items()}
+            rates, cpu = alternate(variants, args.rounds, args.tasks)
     finally:
         sink.stdin.close()
         received = sink.stdout.readline().strip()
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
           "A - B |")
     print("|---|---:|---:|---:|---:|")
     for a, b in (("otel-default", "off"), ("otel-100", "off")):
-        ratios = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+        ratio, _, _ = paired_ratios(rates, a, b)
         print(f"| {a} / {b} | {median(rates[a]):,.0f} | {median(rates[b]):,.0f} "
-              f"| {median(ratios):.3f} | {median(cpu[a]) - median(cpu[b]):+.1f} |")
+              f"| {ratio:.3f} | {median(cpu[a]) - median(cpu[b]):+.1f} |")
     return 0
 
 

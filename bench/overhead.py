@@ -18,20 +18,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, client, instrumentation, plugins
+from rhythm_core import Worker, client, instrumentation
 from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core.store import NewExecution
 from rhythm_core.testing import RecordingPlugin
+from rhythm_core.tracecontext import new_execution_id
 
 from .bare import bare_worker_class
-from .common import enqueue, machine, median, run_until_completed, scratch_database, truncate
+from .common import (
+    alternate,
+    enqueue,
+    machine,
+    median,
+    paired_ratios,
+    run_until_completed,
+    scratch_database,
+    truncate,
+)
 from .noop_tasks import noop_async
+
+
+def _untraced(row: NewExecution) -> str:
+    """For the no-ids variant: a row without trace ids (the generator is replaced by this)."""
+    row.id = row.id or new_execution_id()
+    return None  # type: ignore[return-value]
 
 
 def observed(rate: float) -> dict[str, Any]:
@@ -48,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     bare_worker, removed = bare_worker_class()
     off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
 
-    def worker_run(make: Callable[[], Any]) -> Callable[[str], float]:
-        def run(url: str) -> float:
+    def worker_run(make: Callable[[], Any]) -> Callable[[], float]:
+        def run() -> float:
             truncate(url)
             enqueue(noop_async, args.tasks)
             worker = make()
@@ -57,18 +73,19 @@ def main(argv: list[str] | None = None) -> int:
                 run_until_completed(worker, url, noop_async.queue_name, args.tasks))
         return run
 
-    def end_to_end(ids: bool) -> Callable[[str], float]:
-        def run(url: str) -> float:
+    def end_to_end(ids: bool) -> Callable[[], float]:
+        def run() -> float:
             truncate(url)
-            saved = instrumentation.new_trace_id, instrumentation.new_span_id
+            saved = instrumentation._own_trace, instrumentation.new_span_id
             if not ids:
-                instrumentation.new_trace_id = instrumentation.new_span_id = lambda: None  # type: ignore[assignment]
+                instrumentation._own_trace = _untraced
+                instrumentation.new_span_id = lambda: None  # type: ignore[assignment,return-value]
             try:
                 began = time.perf_counter()
                 enqueue(noop_async, args.tasks)
                 enqueued = time.perf_counter() - began
             finally:
-                instrumentation.new_trace_id, instrumentation.new_span_id = saved
+                instrumentation._own_trace, instrumentation.new_span_id = saved
             worker = Worker(noop_async.queue_name, concurrency=args.concurrency,
                             database_url=url, poll_interval=0.05, observability=off)
             ran = asyncio.run(run_until_completed(worker, url, noop_async.queue_name, args.tasks))
@@ -79,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; instrumentation blocks removed for 'removed': {removed}")
     with scratch_database() as url:
         rhythm_core.configure(url)
-        variants: dict[str, Callable[[str], float]] = {
+        variants: dict[str, Callable[[], float]] = {
             "removed": worker_run(lambda: bare_worker(noop_async.queue_name, database_url=url,
                                                       observability=off, **common)),
             "off": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
@@ -92,19 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "ids": end_to_end(True),
             "no-ids": end_to_end(False),
         }
-        rates: dict[str, list[float]] = {name: [] for name in variants}
-        cpu: dict[str, list[float]] = {name: [] for name in variants}
-        order = list(variants)
-        for round_no in range(1, args.rounds + 1):
-            # A B C ... then ... C B A: no variant always runs after the same neighbour
-            for name in order if round_no % 2 else reversed(order):
-                plugins.activate(plugins.DISABLED)  # a previous variant's worker set its own
-                gc.collect()  # the last variant's garbage is not this one's cost
-                began = time.process_time()  # this process: the worker, and the enqueueing
-                rates[name].append(variants[name](url))
-                cpu[name].append((time.process_time() - began) / args.tasks * 1e6)
-                print(f"round {round_no} {name:>10}: {rates[name][-1]:,.0f} tasks/s",
-                      file=sys.stderr, flush=True)
+        rates, cpu = alternate(variants, args.rounds, args.tasks)
         client.reset()
 
     m = {name: median(values) for name, values in rates.items()}
@@ -122,11 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         ("ids in every row / no ids (enqueue + run)", "ids", "no-ids", ">= 0.99"),
     ]
     for label, a, b, target in rows:
-        # each round ran A and B next to each other: their ratio cancels the drift of the
-        # machine between rounds, which medians of each variant alone do not
-        ratios = sorted(x / y for x, y in zip(rates[a], rates[b], strict=True))
-        low, high = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
-        print(f"| {label} | {m[a]:,.0f} | {m[b]:,.0f} | {median(ratios):.3f} "
+        ratio, low, high = paired_ratios(rates, a, b)
+        print(f"| {label} | {m[a]:,.0f} | {m[b]:,.0f} | {ratio:.3f} "
               f"| {low:.3f} - {high:.3f} | {target} | {c[a] - c[b]:+.1f} |")
     return 0
 

@@ -398,10 +398,9 @@ class Instruments:
                 built.sampled = False
             if for_error:
                 built.kept_for_error = True
+                attributes["rhythm.sampling.kept_for_error"] = True
             if links:
                 built.links = list(links)
-            if for_error:
-                attributes["rhythm.sampling.kept_for_error"] = True
             return built
 
         spans = [
@@ -639,9 +638,8 @@ def _own_trace(row: NewExecution) -> str:
     starts its own trace, the common case, adds no index entry on insert, claim or report.
     """
     trace_id = new_trace_id()
-    if not row.id:
-        # bench/overhead.py replaces the generator by one giving None, to measure rows without
-        row.id = execution_id_of(trace_id) if trace_id else new_execution_id()
+    if not row.id:  # kept when an insert is retried with the same rows
+        row.id = execution_id_of(trace_id)
     return trace_id
 
 

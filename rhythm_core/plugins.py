@@ -79,6 +79,7 @@ def _plugin_name(plugin: object) -> str:
 
 
 Call = tuple[str, Callable[..., Any]]
+SpanPair = tuple[str, Callable[..., Any] | None, Callable[..., Any] | None]  # plugin, start, end
 
 
 class Observability:
@@ -96,8 +97,7 @@ class Observability:
         self._last_logged: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._calls: dict[str, list[Call]] = {hook: [] for hook in HOOKS}
-        self._span_pairs: list[tuple[str, Callable[..., Any] | None, Callable[..., Any] | None]]
-        self._span_pairs = []
+        self._span_pairs: list[SpanPair] = []
         self._reporting_error = False
         self._shut = False
         if not config.enabled:
@@ -122,9 +122,7 @@ class Observability:
         self._span_pairs = [
             (plugin, starts.get(plugin), ends.get(plugin)) for plugin in {**starts, **ends}
         ]
-        self.tracing = config.traces.enabled and bool(
-            self._calls["rhythm_span_start"] or self._calls["rhythm_span_end"]
-        )
+        self.tracing = config.traces.enabled and bool(self._span_pairs)
         self.metering = config.metrics.enabled and bool(self._calls["rhythm_metric_emit"])
         self.enabled = self.tracing or self.metering
 
@@ -182,8 +180,7 @@ class Observability:
 
     def emit_span(self, span: Span) -> None:
         """Start and end a span built after the fact."""
-        self._call("rhythm_span_start", span)
-        self._call("rhythm_span_end", span)
+        self.emit_spans([span])
 
     def emit_spans(self, spans: list[Span]) -> None:
         """Start then end each of several spans built after the fact (one loop per plugin

@@ -47,7 +47,7 @@ def new_trace_id() -> str:
 def execution_id_of(trace_id: str) -> str:
     """The execution id (a UUID) of the root execution that started ``trace_id``."""
     t = trace_id
-    return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"
+    return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"  # the UUID text layout
 
 
 def new_execution_id() -> str:

@@ -329,11 +329,6 @@ class Worker:
     async def _execute(self, row: Claimed) -> None:
         fn = REGISTRY.get(row.function_name)
         try:
-            if self._observed:
-                record = row.record
-                if record.context is not None and record.context.problem is not None:
-                    await self._check_trace(row)
-                decode_start = time.time_ns()
             _current.set(
                 CurrentExecution(
                     row.id,
@@ -345,6 +340,11 @@ class Worker:
                     self.worker_id,
                 )
             )
+            if self._observed:
+                record = row.record
+                if record.context is not None and record.context.problem is not None:
+                    await self._check_trace(row)
+                decode_start = time.time_ns()
             args, kwargs = json.loads(row.args), json.loads(row.kwargs)
             if fn is None:
                 raise UnknownFunction(

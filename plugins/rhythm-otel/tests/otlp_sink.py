@@ -40,18 +40,18 @@ class OtlpSink(
 
     def Export(self, request: Any, context: Any) -> Any:  # gRPC names the method
         if hasattr(request, "resource_spans"):
-            with self.lock:
-                for resource_spans in request.resource_spans:
-                    resource = attributes(resource_spans.resource.attributes)
-                    for scope in resource_spans.scope_spans:
-                        self.spans.extend((resource, span) for span in scope.spans)
+            self._keep(self.spans, request.resource_spans, "scope_spans", "spans")
             return trace_service_pb2.ExportTraceServiceResponse()
-        with self.lock:
-            for resource_metrics in request.resource_metrics:
-                resource = attributes(resource_metrics.resource.attributes)
-                for scope in resource_metrics.scope_metrics:
-                    self.metrics.extend((resource, metric) for metric in scope.metrics)
+        self._keep(self.metrics, request.resource_metrics, "scope_metrics", "metrics")
         return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    def _keep(self, into: list[tuple[dict[str, Any], Any]], batches: Any, scopes: str,
+              items: str) -> None:
+        with self.lock:
+            for batch in batches:
+                resource = attributes(batch.resource.attributes)
+                for scope in getattr(batch, scopes):
+                    into.extend((resource, item) for item in getattr(scope, items))
 
     def spans_of(self, trace_id: str) -> list[Any]:
         raw = bytes.fromhex(trace_id)

@@ -74,6 +74,13 @@ def resource(config: ObservabilityConfig) -> Resource:
     return Resource.create(attributes)
 
 
+def _http_path(endpoint: str | None, path: str) -> str | None:
+    """OTLP/HTTP wants the signal's path on an endpoint given as a base (``host:4318``)."""
+    if endpoint and not endpoint.rstrip("/").endswith(path):
+        return endpoint.rstrip("/") + path
+    return endpoint
+
+
 def span_exporter(settings: OtelSettings) -> SpanExporter:
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -83,10 +90,7 @@ def span_exporter(settings: OtelSettings) -> SpanExporter:
         OTLPSpanExporter as HttpSpanExporter,
     )
 
-    endpoint = settings.traces_endpoint
-    if endpoint and not endpoint.rstrip("/").endswith("/v1/traces"):
-        endpoint = endpoint.rstrip("/") + "/v1/traces"
-    return HttpSpanExporter(endpoint=endpoint)
+    return HttpSpanExporter(endpoint=_http_path(settings.traces_endpoint, "/v1/traces"))
 
 
 def metric_reader(settings: OtelSettings, interval: float) -> MetricReader:
@@ -99,10 +103,7 @@ def metric_reader(settings: OtelSettings, interval: float) -> MetricReader:
             OTLPMetricExporter as HttpMetricExporter,
         )
 
-        endpoint = settings.metrics_endpoint
-        if endpoint and not endpoint.rstrip("/").endswith("/v1/metrics"):
-            endpoint = endpoint.rstrip("/") + "/v1/metrics"
-        exporter = HttpMetricExporter(endpoint=endpoint)
+        exporter = HttpMetricExporter(endpoint=_http_path(settings.metrics_endpoint, "/v1/metrics"))
     return PeriodicExportingMetricReader(exporter, export_interval_millis=interval * 1000)
 
 

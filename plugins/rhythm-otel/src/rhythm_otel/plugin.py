@@ -125,14 +125,7 @@ class OtelPlugin:
         if span is None:
             propagate.inject(carrier)
             return
-        native = NonRecordingSpan(
-            OtelContext(
-                int(span.trace_id, 16),
-                int(span.span_id, 16),
-                False,
-                SAMPLED if span.sampled else TraceFlags(0),
-            )
-        )
+        native = NonRecordingSpan(_remote(span.trace_id, span.span_id, span.sampled))
         propagate.inject(carrier, context=trace_api.set_span_in_context(native))
 
     @hookimpl
