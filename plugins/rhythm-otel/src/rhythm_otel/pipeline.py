@@ -4,62 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
-from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.metrics import Observation
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Tracer, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from rhythm_core import ObservabilityConfig
 from rhythm_core.catalogue import DURATION_BUCKETS
 
+from .aggregation import Aggregates, MergingExporter
+from .encoding import resource_message, scope_message
 from .ids import CoreIds
 from .settings import OtelSettings
+from .shipping import SpanShipper, grpc_sender, http_sender
 
 log = logging.getLogger("rhythm_otel")
 SCOPE = "rhythm-core"
-
-
-class CountedExporter(SpanExporter):
-    """Counts the spans an export failed to deliver, and says so in the log once."""
-
-    def __init__(self, inner: SpanExporter, endpoint: str) -> None:
-        self.inner, self.endpoint = inner, endpoint
-        self.dropped = 0
-        self._warned = False
-        self._lock = threading.Lock()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:  # an exporter that raises loses its batch like one that fails
-            log.debug("rhythm-otel: export raised: %s", exc)
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            with self._lock:
-                self.dropped += len(spans)
-                warn, self._warned = not self._warned, True
-            if warn:
-                log.warning(
-                    "rhythm-otel: spans could not be sent to %s and are dropped (counted in "
-                    "rhythm.observability.spans.dropped; this is logged once)",
-                    self.endpoint,
-                )
-        return result
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+DROPPED = "rhythm.otel.spans.dropped"
 
 
 def resource(config: ObservabilityConfig) -> Resource:
@@ -81,19 +47,42 @@ def _http_path(endpoint: str | None, path: str) -> str | None:
     return endpoint
 
 
-def span_exporter(settings: OtelSettings) -> SpanExporter:
+def span_shipper(config: ObservabilityConfig, settings: OtelSettings) -> SpanShipper:
+    """Our own span export; the endpoint as the SDK's exporters would pick it."""
+    env = os.environ
+    endpoint: str
     if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=settings.traces_endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
+        send, close = grpc_sender(settings.traces_endpoint)
+        endpoint = (
+            settings.traces_endpoint
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or "localhost:4317"
+        )
+    else:
+        endpoint = (
+            _http_path(settings.traces_endpoint, "/v1/traces")
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or _http_path(
+                env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318", "/v1/traces"
+            )
+            or ""
+        )
+        send, close = http_sender(endpoint)
+    return SpanShipper(
+        send,
+        close,
+        resource_message(resource(config).attributes),
+        scope_message(SCOPE, ""),
+        endpoint=endpoint,
+        max_queue_size=settings.max_queue_size,
+        schedule_delay_ms=settings.schedule_delay_ms,
     )
 
-    return HttpSpanExporter(endpoint=_http_path(settings.traces_endpoint, "/v1/traces"))
 
-
-def metric_reader(settings: OtelSettings, interval: float) -> MetricReader:
+def metric_reader(
+    settings: OtelSettings, interval: float, aggregates: Aggregates, resource: Resource
+) -> MetricReader:
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -104,7 +93,9 @@ def metric_reader(settings: OtelSettings, interval: float) -> MetricReader:
         )
 
         exporter = HttpMetricExporter(endpoint=_http_path(settings.metrics_endpoint, "/v1/metrics"))
-    return PeriodicExportingMetricReader(exporter, export_interval_millis=interval * 1000)
+    return PeriodicExportingMetricReader(
+        MergingExporter(exporter, aggregates, resource), export_interval_millis=interval * 1000
+    )
 
 
 class Pipeline:
@@ -113,11 +104,11 @@ class Pipeline:
 
     def __init__(self, config: ObservabilityConfig, settings: OtelSettings) -> None:
         self.settings = settings
-        self.exporter: CountedExporter | None = None
-        self.tracer_provider: TracerProvider | None = None  # ours, to shut down
+        self.shipper: SpanShipper | None = None  # ours: core spans encoded and sent directly
         self.shared_provider: TracerProvider | None = None  # the application's, flush only
         self.tracer: Tracer | None = None
         self.meter_provider: MeterProvider | None = None
+        self.aggregates: Aggregates | None = None
         self.prometheus: Any = None
         if config.traces.enabled:
             self._tracing(config)
@@ -135,59 +126,39 @@ class Pipeline:
             tracer.id_generator = CoreIds(tracer.id_generator)
             self.tracer = tracer
             return
-        endpoint = settings.traces_endpoint or os.environ.get(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-        )
-        self.exporter = CountedExporter(span_exporter(settings), endpoint or "the default OTLP")
-        provider = TracerProvider(
-            resource=resource(config), id_generator=CoreIds(), sampler=ALWAYS_ON
-        )  # the core has decided what is kept
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                self.exporter,
-                max_queue_size=settings.max_queue_size,
-                schedule_delay_millis=settings.schedule_delay_ms,
-                max_export_batch_size=min(512, settings.max_queue_size),
-            )
-        )
-        self.tracer_provider = provider
-        tracer = provider.get_tracer(SCOPE)
-        assert isinstance(tracer, Tracer)
-        self.tracer = tracer
+        self.shipper = span_shipper(config, settings)
 
     def _metering(self, config: ObservabilityConfig) -> None:
         settings = self.settings
+        where = resource(config)
+        aggregates = Aggregates(InstrumentationScope(SCOPE), DURATION_BUCKETS)
         readers: list[MetricReader] = []
         if settings.metrics_endpoint is not None or settings.prometheus_port is None:
-            readers.append(metric_reader(settings, config.metrics.interval))
+            readers.append(metric_reader(settings, config.metrics.interval, aggregates, where))
         if settings.prometheus_port is not None:
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader
-            from prometheus_client import start_http_server
+            from .prometheus import MergingPrometheusReader, serve
 
-            readers.append(PrometheusMetricReader())
-            self.prometheus = start_http_server(
-                settings.prometheus_port, addr=settings.prometheus_host
+            readers.append(MergingPrometheusReader(aggregates, where))
+            self.prometheus = serve(settings.prometheus_port, settings.prometheus_host)
+        self.meter_provider = MeterProvider(resource=where, metric_readers=readers)
+        meter = self.meter_provider.get_meter(SCOPE)
+        aggregates.meter = meter
+        self.aggregates = aggregates
+        if self.shipper is not None:
+            shipper = self.shipper
+            meter.create_observable_counter(
+                DROPPED,
+                [lambda _options: [Observation(shipper.dropped)]],
+                "{span}",
+                "Spans rhythm-otel could not deliver: queue full, export failed, or still "
+                "queued at shutdown",
             )
-        views = [
-            View(
-                instrument_name="rhythm.*",
-                instrument_type=Histogram,
-                aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS),
-            )
-        ]
-        self.meter_provider = MeterProvider(
-            resource=resource(config), metric_readers=readers, views=views
-        )
-
-    def meter(self) -> metrics_api.Meter | None:
-        return self.meter_provider.get_meter(SCOPE) if self.meter_provider else None
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued, within ``timeout`` seconds, then stop the exporters."""
         millis = int(timeout * 1000)
-        if self.tracer_provider is not None:
-            self.tracer_provider.force_flush(millis)
-            self.tracer_provider.shutdown()
+        if self.shipper is not None:
+            self.shipper.shutdown(timeout)
         elif self.shared_provider is not None:
             self.shared_provider.force_flush(millis)
         if self.meter_provider is not None:

@@ -9,13 +9,13 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import Tracer
 from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace import SpanContext as OtelContext
 from opentelemetry.trace.span import TraceState
 
 from rhythm_core import ObservabilityConfig, hookimpl
-from rhythm_core.catalogue import BY_NAME
-from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
+from rhythm_core.telemetry import ERROR, MetricPoint, Span, SpanContext
 
 from . import ids
 from .pipeline import Pipeline
@@ -45,7 +45,6 @@ class OtelPlugin:
 
     def __init__(self) -> None:
         self.pipeline: Pipeline | None = None
-        self._instruments: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -56,7 +55,6 @@ class OtelPlugin:
         settings = resolve(config)
         with self._lock:
             self.pipeline = Pipeline(config, settings)
-            self._instruments = {}
 
     @hookimpl
     def rhythm_observability_shutdown(self, timeout: float) -> None:
@@ -69,18 +67,25 @@ class OtelPlugin:
     def dropped_spans(self) -> int:
         """Spans an export failed to deliver since the pipeline was built."""
         pipeline = self.pipeline
-        return pipeline.exporter.dropped if pipeline and pipeline.exporter else 0
+        return pipeline.shipper.dropped if pipeline and pipeline.shipper else 0
 
     # -- spans -----------------------------------------------------------------------------
 
     @hookimpl
     def rhythm_span_end(self, span: Span) -> None:
-        """The whole native span is made here, when the core's span is final: parents are
-        named by id, so nothing needs the native span earlier, and attributes set while the
-        span was open are set once."""
+        """The span is exported once it is final: parents are named by id, so nothing needs
+        a native span earlier. With our own pipeline the core's span goes to the export queue
+        as it is; through an application's SDK provider it is built as an SDK span."""
         pipeline = self.pipeline
-        if pipeline is None or pipeline.tracer is None:
+        if pipeline is None:
             return
+        if pipeline.shipper is not None:
+            pipeline.shipper.add(span)
+            return
+        if pipeline.tracer is not None:
+            self._sdk_span(pipeline.tracer, span)
+
+    def _sdk_span(self, tracer: Tracer, span: Span) -> None:
         if span.parent_span_id:
             parent = trace_api.set_span_in_context(
                 NonRecordingSpan(_remote(span.trace_id, span.parent_span_id)),
@@ -94,7 +99,7 @@ class OtelPlugin:
         links = [Link(_remote(x.trace_id, x.span_id, x.sampled)) for x in span.links]
         token = ids.use(int(span.trace_id, 16), int(span.span_id, 16))
         try:
-            native = pipeline.tracer.start_span(
+            native = tracer.start_span(
                 span.name,
                 context=parent,
                 kind=KINDS.get(span.kind, SpanKind.INTERNAL),
@@ -145,35 +150,6 @@ class OtelPlugin:
 
     @hookimpl
     def rhythm_metric_emit(self, point: MetricPoint) -> None:
-        instrument = self._instruments.get(point.name) or self._instrument(point)
-        if instrument is None:
-            return
-        if point.kind == HISTOGRAM:
-            for value in point.each():
-                instrument.record(value, point.attributes)
-        elif point.kind == COUNTER:
-            instrument.add(point.value, point.attributes)
-        else:
-            instrument.set(point.value, point.attributes)
-
-    def _instrument(self, point: MetricPoint) -> Any:
         pipeline = self.pipeline
-        meter = pipeline.meter() if pipeline else None
-        if meter is None:
-            return None
-        known = BY_NAME.get(point.name)
-        description = known.description if known else ""
-        unit = known.unit if known else point.unit
-        with self._lock:
-            found = self._instruments.get(point.name)
-            if found is None:
-                if point.kind == HISTOGRAM:
-                    found = meter.create_histogram(point.name, unit, description)
-                elif point.kind == COUNTER:
-                    found = meter.create_counter(point.name, unit, description)
-                elif point.kind == GAUGE:
-                    found = meter.create_gauge(point.name, unit, description)
-                else:
-                    return None
-                self._instruments[point.name] = found
-        return found
+        if pipeline is not None and pipeline.aggregates is not None:
+            pipeline.aggregates.add(point)

@@ -1,0 +1,204 @@
+"""Finished core spans queued on the hot path, encoded and sent in batches by one thread.
+
+The hot path appends the core's span object to a bounded deque and returns; encoding
+(:mod:`.encoding`) and the network happen on the shipping thread. Spans that do not fit in the
+queue, and batches the endpoint refuses, are counted and logged once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.util.re import parse_env_headers
+
+from rhythm_core.telemetry import Span
+
+from .encoding import AttributeCache, export_request
+
+log = logging.getLogger("rhythm_otel")
+Send = Callable[["Encoded"], bool]
+BATCH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One export request's bytes and how many spans it holds."""
+
+    payload: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class GrpcPayloadExporter(OTLPSpanExporter):
+    """The SDK's OTLP/gRPC span exporter (channel, TLS, headers, compression, retries) fed
+    with requests already encoded: only the translation step is replaced."""
+
+    def _translate_data(self, data: Any) -> ExportTraceServiceRequest:
+        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(data.payload)
+        return request
+
+    def _count_data(self, data: Any) -> int:
+        return len(data)
+
+
+def grpc_sender(endpoint: str | None) -> tuple[Send, Callable[[], None]]:
+    exporter = GrpcPayloadExporter(endpoint=endpoint)
+
+    def send(batch: Encoded) -> bool:
+        return exporter.export(batch) is SpanExportResult.SUCCESS  # type: ignore[arg-type]
+
+    return send, exporter.shutdown
+
+
+def _env(name: str, env: Mapping[str, str]) -> str | None:
+    """``OTEL_EXPORTER_OTLP_TRACES_<name>``, else ``OTEL_EXPORTER_OTLP_<name>``."""
+    return env.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or env.get(f"OTEL_EXPORTER_OTLP_{name}")
+
+
+def http_sender(
+    endpoint: str, env: Mapping[str, str] | None = None
+) -> tuple[Send, Callable[[], None]]:
+    """OTLP/HTTP with protobuf bodies, honouring the standard headers, compression, timeout
+    and certificate variables; retries what the spec calls retryable until the timeout."""
+    import requests
+
+    env = os.environ if env is None else env
+    session = requests.Session()
+    session.headers.update(parse_env_headers(_env("HEADERS", env) or "", liberal=True))
+    session.headers["Content-Type"] = "application/x-protobuf"
+    compress = (_env("COMPRESSION", env) or "").strip().lower() == "gzip"
+    if compress:
+        session.headers["Content-Encoding"] = "gzip"
+    timeout = float(_env("TIMEOUT", env) or 10_000) / 1000
+    verify: bool | str = _env("CERTIFICATE", env) or True
+
+    def send(batch: Encoded) -> bool:
+        body = gzip.compress(batch.payload) if compress else batch.payload
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while True:
+            try:
+                answer = session.post(endpoint, data=body, timeout=timeout, verify=verify)
+                if answer.ok:
+                    return True
+                retry = answer.status_code in (429, 502, 503, 504)
+                log.debug("rhythm-otel: %s answered %s", endpoint, answer.status_code)
+            except requests.RequestException as exc:
+                retry = True
+                log.debug("rhythm-otel: %s: %s", endpoint, exc)
+            if not retry or time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay)
+            delay *= 2
+
+    return send, session.close
+
+
+class SpanShipper:
+    """A bounded queue of finished spans and the thread that exports them."""
+
+    def __init__(
+        self,
+        send: Send,
+        close: Callable[[], None],
+        resource: bytes,
+        scope: bytes,
+        *,
+        endpoint: str,
+        max_queue_size: int,
+        schedule_delay_ms: int,
+    ) -> None:
+        self._send, self._close = send, close
+        self._resource, self._scope = resource, scope
+        self.endpoint = endpoint
+        self.max_queue_size = max_queue_size
+        self._batch = min(BATCH, max_queue_size)
+        self._delay = schedule_delay_ms / 1000
+        self._queue: deque[Span] = deque()
+        self._cache = AttributeCache()
+        self._wake = threading.Event()
+        self._closing = False
+        self._lock = threading.Lock()
+        self.dropped = 0  # spans not delivered: queue full, refused, or left at shutdown
+        self.sent = 0
+        self._warned: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="rhythm-otel-spans", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Spans waiting for export now."""
+        return len(self._queue)
+
+    def add(self, span: Span) -> None:
+        """Called on the hot path: append and return."""
+        queue = self._queue
+        if len(queue) >= self.max_queue_size:
+            self._lose(1, "the export queue is full")
+            return
+        queue.append(span)
+        if len(queue) >= self._batch:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            closing = self._closing
+            self._drain()
+            if closing:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
+            try:
+                delivered = self._send(
+                    Encoded(
+                        export_request(self._resource, self._scope, batch, self._cache), len(batch)
+                    )
+                )
+            except Exception as exc:  # an exporter that raises loses its batch like one that fails
+                log.debug("rhythm-otel: export raised: %s", exc)
+                delivered = False
+            if delivered:
+                self.sent += len(batch)
+            else:
+                self._lose(len(batch), f"spans could not be sent to {self.endpoint}")
+
+    def _lose(self, count: int, why: str) -> None:
+        with self._lock:
+            self.dropped += count
+            warn = why not in self._warned
+            self._warned.add(why)
+        if warn:
+            log.warning(
+                "rhythm-otel: %s; spans are dropped (counted in the plugin's dropped_spans; "
+                "this is logged once)",
+                why,
+            )
+
+    def shutdown(self, timeout: float) -> None:
+        """Send what is queued within ``timeout`` seconds; what is left is counted lost."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            self._lose(left, "spans were still queued when the worker stopped")
+        self._close()
