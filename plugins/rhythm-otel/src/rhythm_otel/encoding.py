@@ -23,16 +23,22 @@ FLAGS_ROOT = 0x100
 FLAGS_REMOTE_PARENT = 0x300
 KEPT_FOR_ERROR = "rhythm.sampling.kept_for_error"
 _CACHE_LIMIT = 8192
+_HASHABLE = frozenset((str, int, float, bool))
+# tag and length of the fixed-size id fields: trace_id (1), span_id (2), parent_span_id (4)
+_TRACE_ID, _SPAN_ID, _PARENT_ID = b"\x0a\x10", b"\x12\x08", b"\x22\x08"
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         value += 1 << 64  # int64 on the wire: two's complement, ten bytes
-    if value < 0x80:
-        return bytes((value,))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -43,7 +49,8 @@ def varint(value: int) -> bytes:
 
 def field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2): strings, bytes and nested messages."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+    size = len(payload)
+    return varint(number << 3 | 2) + (_SMALL[size] if size < 0x80 else varint(size)) + payload
 
 
 def text(number: int, value: str) -> bytes:
@@ -79,21 +86,21 @@ class AttributeCache:
     The type is part of the key: ``True`` and ``1`` are equal in Python, not in OTLP."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, type, Any], bytes] = {}
+        self._known: dict[tuple[int, str, type, Any], bytes] = {}
 
     def fields(self, number: int, attributes: Mapping[str, Any]) -> bytes:
         known = self._known
         out = []
         for key, value in attributes.items():
             kind = type(value)
-            hashable = kind in (str, int, float, bool)
-            found = known.get((key, kind, value)) if hashable else None
+            hashable = kind in _HASHABLE
+            found = known.get((number, key, kind, value)) if hashable else None
             if found is None:
                 found = field(number, key_value(key, value))
                 if hashable:
                     if len(known) >= _CACHE_LIMIT:
                         known.clear()  # high-cardinality values: start over, stay bounded
-                    known[(key, kind, value)] = found
+                    known[(number, key, kind, value)] = found
             out.append(found)
         return b"".join(out)
 
@@ -125,11 +132,14 @@ def _link(trace_id: str, span_id: str) -> bytes:
 def span_message(span: Span, cache: AttributeCache) -> bytes:
     """One ``Span`` message's body."""
     out = [
-        field(1, bytes.fromhex(span.trace_id)),
-        field(2, bytes.fromhex(span.span_id)),
+        _TRACE_ID,
+        bytes.fromhex(span.trace_id),
+        _SPAN_ID,
+        bytes.fromhex(span.span_id),
     ]
     if span.parent_span_id:
-        out.append(field(4, bytes.fromhex(span.parent_span_id)))
+        out.append(_PARENT_ID)
+        out.append(bytes.fromhex(span.parent_span_id))
     out.append(text(5, span.name))
     out.append(b"\x30" + varint(KINDS.get(span.kind, 1)))
     out.append(b"\x39" + _fixed64(span.start_ns))
