@@ -30,6 +30,8 @@ class OtlpSink(
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.direct_endpoint = self.endpoint  # the sink's own, when a collector is in front
+        self.http_endpoint = ""  # a collector's OTLP/HTTP endpoint, when there is one
 
     def start(self) -> OtlpSink:
         self.server.start()

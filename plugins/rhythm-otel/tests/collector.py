@@ -1,0 +1,67 @@
+"""The ``rotel`` OpenTelemetry collector (from PyPI) in front of the OTLP sink.
+
+Spans and metrics go plugin -> rotel (OTLP gRPC or HTTP, on loopback) -> sink (OTLP gRPC),
+so what the tests read has crossed a real collector, as it would on its way to a backend.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import rotel
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Rotel:
+    """One rotel agent on free loopback ports, exporting to ``upstream`` over OTLP/gRPC."""
+
+    def __init__(self, upstream: str, workdir: Path) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.grpc_endpoint = f"http://127.0.0.1:{self.grpc_port}"
+        self.http_endpoint = f"http://127.0.0.1:{self.http_port}"
+        self.log = workdir / "rotel.log"
+        agent = Path(rotel.__file__).parent / "rotel-agent"
+        self.process = subprocess.Popen(
+            [
+                str(agent), "start",
+                "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
+                "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
+                "--exporter", "otlp",
+                "--otlp-exporter-endpoint", upstream,
+                "--otlp-exporter-protocol", "grpc",
+                "--batch-timeout", "100ms",
+                "--pid-file", str(workdir / "rotel.pid"),
+                "--log-file", str(self.log),
+            ],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while not (_listening(self.grpc_port) and _listening(self.http_port)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"rotel did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM (rotel flushes what it holds), then wait."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
