@@ -12,11 +12,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from rhythm_core.telemetry import ERROR, OK, Span, SpanContext
 from rhythm_otel import OtelPlugin
 from rhythm_otel.encoding import AttributeCache, export_request, varint
 from rhythm_otel.ids import CoreIds
+
+from rhythm_core.telemetry import ERROR, OK, Span, SpanContext
 
 TRACE = "0123456789abcdef0123456789abcdef"
 
