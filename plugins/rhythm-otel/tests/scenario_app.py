@@ -41,3 +41,18 @@ async def three_tasks(marker: str) -> list[object]:
 @task(queue="otel-scenario", retries=0)
 async def noop() -> None:
     return None
+
+
+@task(queue="otel-scenario", retries=0)
+async def flaky_always(x: int) -> None:
+    raise ValueError(f"failure {x}, on purpose")
+
+
+@task(queue="otel-scenario", retries=0)
+async def slow(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@task(queue="otel-unserved", retries=0)
+async def unserved() -> None:
+    """Queued where no test worker claims: it stays waiting (the queue-depth gauge)."""
