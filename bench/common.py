@@ -77,9 +77,12 @@ SELECT EXISTS (SELECT 1 FROM executions WHERE status = 'pending' AND queue = %s)
 COMPLETED = "SELECT count(*) FROM executions WHERE status = 'completed' AND queue = %s"
 
 
-async def run_until_completed(worker: Any, url: str, queue: str, total: int) -> float:
+async def run_until_completed(
+    worker: Any, url: str, queue: str, total: int, *, settled: Callable[[], bool] | None = None
+) -> float:
     """Run ``worker`` until ``total`` executions of ``queue`` are completed; return the seconds
-    from its first claim."""
+    from its first claim. With ``settled``, the time runs on until it returns True (an exporter
+    has sent what it still held), so that work deferred past the last completion counts."""
     ready = _Stamped()
     runner = asyncio.ensure_future(worker.run_async(ready=ready))
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -93,6 +96,8 @@ async def run_until_completed(worker: Any, url: str, queue: str, total: int) -> 
             if runner.done():
                 runner.result()
             await asyncio.sleep(0.01)
+    while settled is not None and not settled():
+        await asyncio.sleep(0.001)
     # from the moment the worker starts claiming: connecting and starting up are not
     # throughput, and weigh a lot in runs of a fraction of a second
     elapsed = time.perf_counter() - ready.at

@@ -1,5 +1,7 @@
 """No-op functions the benchmarks enqueue."""
 
+import asyncio
+
 from rhythm_core import task
 
 
@@ -11,3 +13,8 @@ async def noop_async() -> None:
 @task(queue="bench-sync", retries=0, timeout=None)
 def noop_sync() -> None:
     return None
+
+
+@task(queue="bench-1ms", retries=0, timeout=None)
+async def sleep_1ms() -> None:
+    await asyncio.sleep(0.001)

@@ -11,7 +11,7 @@ encoder.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rhythm_core.telemetry import ERROR, Span
@@ -23,6 +23,7 @@ FLAGS_ROOT = 0x100
 FLAGS_REMOTE_PARENT = 0x300
 KEPT_FOR_ERROR = "rhythm.sampling.kept_for_error"
 _CACHE_LIMIT = 8192
+PAUSE_EVERY = 16  # spans: about 0.3 ms of encoding
 _HASHABLE = frozenset((str, int, float, bool))
 # tag and length of the fixed-size id fields: trace_id (1), span_id (2), parent_span_id (4)
 _TRACE_ID, _SPAN_ID, _PARENT_ID = b"\x0a\x10", b"\x12\x08", b"\x22\x08"
@@ -165,8 +166,17 @@ def resource_message(attributes: Mapping[str, Any]) -> bytes:
 
 
 def export_request(
-    resource: bytes, scope: bytes, spans: Iterable[Span], cache: AttributeCache
+    resource: bytes,
+    scope: bytes,
+    spans: Iterable[Span],
+    cache: AttributeCache,
+    pause: Callable[[], object] | None = None,
 ) -> bytes:
-    """An ``ExportTraceServiceRequest``: one resource, one scope, the spans."""
-    scope_spans = field(1, scope) + b"".join(field(2, span_message(s, cache)) for s in spans)
-    return field(1, field(1, resource) + field(2, scope_spans))
+    """An ``ExportTraceServiceRequest``: one resource, one scope, the spans. ``pause`` is
+    called every few spans (the shipping thread lets the event loop have the GIL there)."""
+    parts = [field(1, scope)]
+    for n, span in enumerate(spans, 1):
+        parts.append(field(2, span_message(span, cache)))
+        if pause is not None and not n % PAUSE_EVERY:
+            pause()
+    return field(1, field(1, resource) + field(2, b"".join(parts)))

@@ -107,6 +107,13 @@ def http_sender(
     return send, session.close
 
 
+def _let_others_run() -> None:
+    """Release the GIL for a moment. A thread that does not block keeps the GIL for the
+    interpreter's whole switch interval (5 ms) each time the event loop lets go of it for
+    I/O; encoding a batch would stall the worker's loop that long, again and again."""
+    time.sleep(0)
+
+
 class SpanShipper:
     """A bounded queue of finished spans and the thread that exports them."""
 
@@ -131,6 +138,7 @@ class SpanShipper:
         self._cache = AttributeCache()
         self._wake = threading.Event()
         self._closing = False
+        self._sending = False
         self._lock = threading.Lock()
         self.dropped = 0  # spans not delivered: queue full, refused, or left at shutdown
         self.sent = 0
@@ -142,6 +150,11 @@ class SpanShipper:
     def queued(self) -> int:
         """Spans waiting for export now."""
         return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch being sent."""
+        return not self._queue and not self._sending
 
     def add(self, span: Span) -> None:
         """Called on the hot path: append and return."""
@@ -165,11 +178,15 @@ class SpanShipper:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
+            self._sending = True
             batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
             try:
                 delivered = self._send(
                     Encoded(
-                        export_request(self._resource, self._scope, batch, self._cache), len(batch)
+                        export_request(
+                            self._resource, self._scope, batch, self._cache, _let_others_run
+                        ),
+                        len(batch),
                     )
                 )
             except Exception as exc:  # an exporter that raises loses its batch like one that fails
@@ -179,6 +196,7 @@ class SpanShipper:
                 self.sent += len(batch)
             else:
                 self._lose(len(batch), f"spans could not be sent to {self.endpoint}")
+            self._sending = False
 
     def _lose(self, count: int, why: str) -> None:
         with self._lock:
@@ -191,6 +209,17 @@ class SpanShipper:
                 "this is logged once)",
                 why,
             )
+
+    def flush(self, timeout: float) -> bool:
+        """Send what is queued now rather than at the next tick; True once all of it is sent
+        (or lost), False if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while not self.idle:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued within ``timeout`` seconds; what is left is counted lost."""
