@@ -30,6 +30,7 @@ _TRACE_ID, _SPAN_ID, _PARENT_ID = b"\x0a\x10", b"\x12\x08", b"\x22\x08"
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
+_times = struct.Struct("<BQBQ").pack
 
 
 _SMALL = [bytes((n,)) for n in range(0x80)]
@@ -83,27 +84,38 @@ def key_value(key: str, value: Any) -> bytes:
 
 
 class AttributeCache:
-    """Each (key, value) pair's encoded ``KeyValue`` field, kept while the set stays small.
-    The type is part of the key: ``True`` and ``1`` are equal in Python, not in OTLP."""
+    """Each (key, value) pair's encoded ``KeyValue`` field (span attributes, field 9), kept
+    while the set stays small. The type is part of the key: ``True`` and ``1`` are equal in
+    Python, not in OTLP."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, str, type, Any], bytes] = {}
+        self._known: dict[tuple[str, Any, type], bytes] = {}
+        self._heads: dict[tuple[str, str], bytes] = {}  # (name, kind) -> fields 5 and 6
 
-    def fields(self, number: int, attributes: Mapping[str, Any]) -> bytes:
+    def fields(self, attributes: Mapping[str, Any]) -> bytes:
         known = self._known
         out = []
         for key, value in attributes.items():
-            kind = type(value)
-            hashable = kind in _HASHABLE
-            found = known.get((number, key, kind, value)) if hashable else None
-            if found is None:
-                found = field(number, key_value(key, value))
-                if hashable:
+            try:
+                out.append(known[(key, value, value.__class__)])
+            except (KeyError, TypeError):  # TypeError: an unhashable value (a list)
+                encoded = field(9, key_value(key, value))
+                if value.__class__ in _HASHABLE:
                     if len(known) >= _CACHE_LIMIT:
                         known.clear()  # high-cardinality values: start over, stay bounded
-                    known[(number, key, kind, value)] = found
-            out.append(found)
+                    known[(key, value, value.__class__)] = encoded
+                out.append(encoded)
         return b"".join(out)
+
+    def head(self, name: str, kind: str) -> bytes:
+        """The span's name and kind fields, the same for every span of a function."""
+        found = self._heads.get((name, kind))
+        if found is None:
+            found = text(5, name) + b"\x30" + varint(KINDS.get(kind, 1))
+            if len(self._heads) >= _CACHE_LIMIT:
+                self._heads.clear()
+            self._heads[(name, kind)] = found
+        return found
 
 
 def _status(span: Span) -> bytes:
@@ -132,28 +144,24 @@ def _link(trace_id: str, span_id: str) -> bytes:
 
 def span_message(span: Span, cache: AttributeCache) -> bytes:
     """One ``Span`` message's body."""
+    parent = span.parent_span_id
     out = [
-        _TRACE_ID,
-        bytes.fromhex(span.trace_id),
-        _SPAN_ID,
-        bytes.fromhex(span.span_id),
+        _TRACE_ID + bytes.fromhex(span.trace_id) + _SPAN_ID + bytes.fromhex(span.span_id),
+        _PARENT_ID + bytes.fromhex(parent) if parent else b"",
+        cache.head(span.name, span.kind),
+        _times(0x39, span.start_ns, 0x41, span.end_ns or span.start_ns),  # fields 7 and 8
+        cache.fields(span.attributes),
     ]
-    if span.parent_span_id:
-        out.append(_PARENT_ID)
-        out.append(bytes.fromhex(span.parent_span_id))
-    out.append(text(5, span.name))
-    out.append(b"\x30" + varint(KINDS.get(span.kind, 1)))
-    out.append(b"\x39" + _fixed64(span.start_ns))
-    out.append(b"\x41" + _fixed64(span.end_ns or span.start_ns))
-    out.append(cache.fields(9, span.attributes))
     if span.kept_for_error:
-        out.append(cache.fields(9, {KEPT_FOR_ERROR: True}))
+        out.append(cache.fields({KEPT_FOR_ERROR: True}))
     if span.status == ERROR:
         out.append(_exception_event(span))
-    out.extend(_link(x.trace_id, x.span_id) for x in span.links)
-    out.append(_status(span))
-    # flags, field 16, fixed32: tag varint(16 << 3 | 5) = b"\x85\x01"
-    out.append(b"\x85\x01" + _fixed32(FLAGS_REMOTE_PARENT if span.parent_span_id else FLAGS_ROOT))
+        out.extend(_link(x.trace_id, x.span_id) for x in span.links)
+        out.append(_status(span))
+        out.append(_FLAGS_CHILD if parent else _FLAGS_ROOT)
+    else:
+        out.extend(_link(x.trace_id, x.span_id) for x in span.links)
+        out.append(_OK_CHILD if parent else _OK_ROOT)
     return b"".join(out)
 
 
@@ -180,3 +188,11 @@ def export_request(
         if pause is not None and not n % PAUSE_EVERY:
             pause()
     return field(1, field(1, resource) + field(2, b"".join(parts)))
+
+
+# the span's last fields: flags (16, fixed32: tag varint(16 << 3 | 5) = 0x85 0x01), after the
+# status (15) when it is OK
+_FLAGS_CHILD = b"\x85\x01" + _fixed32(FLAGS_REMOTE_PARENT)
+_FLAGS_ROOT = b"\x85\x01" + _fixed32(FLAGS_ROOT)
+_OK_CHILD = field(15, b"\x18\x01") + _FLAGS_CHILD
+_OK_ROOT = field(15, b"\x18\x01") + _FLAGS_ROOT
