@@ -80,14 +80,13 @@ class Aggregates:
                 if found is None:
                     found = series[key] = _Histogram(len(self._bounds) + 1)
                 bounds, counts = self._bounds, found.counts
-                for value in point.each():
+                observed = point.each()
+                for value in observed:
                     counts[bisect_left(bounds, value)] += 1
-                    found.total += value
-                    found.count += 1
-                    if value < found.low:
-                        found.low = value
-                    if value > found.high:
-                        found.high = value
+                found.total += sum(observed)
+                found.count += len(observed)
+                found.low = min(found.low, *observed)
+                found.high = max(found.high, *observed)
                 return
             values = self._values.get(point.name)
             if values is None:
