@@ -1,6 +1,6 @@
-"""The plugin's running sums, collected by the real SDK (its in-memory reader): bucket counts,
-sum, min and max of histograms, counter totals, last gauge values, one series per attribute
-set whatever the order of its keys."""
+"""The plugin's running sums as SDK metric data, merged into what the SDK's own reader
+collected: bucket counts, sum, min and max of histograms, counter totals, last gauge values,
+one series per attribute set whatever the order of its keys."""
 
 from __future__ import annotations
 
@@ -23,9 +23,8 @@ def _point(name: str, kind: str, value: float, labels: dict[str, Any],
 
 def test_sums_reach_the_sdk_collection() -> None:
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
+    MeterProvider(metric_readers=[reader])
     aggregates = Aggregates(InstrumentationScope("rhythm-core"), (0.01, 0.1, 1.0))
-    aggregates.meter = provider.get_meter("rhythm-core")
     a, b = {"queue": "q", "status": "success"}, {"status": "success", "queue": "q"}
     aggregates.add(_point("rhythm.execution.duration", HISTOGRAM, 0, a, (0.005, 0.05, 0.5)))
     aggregates.add(_point("rhythm.execution.duration", HISTOGRAM, 2.0, b))  # same series

@@ -1,11 +1,12 @@
-"""The core's metric points summed in the plugin, read by the SDK only when it collects.
+"""The core's metric points summed in the plugin, handed to the SDK's readers as data.
 
 The SDK's synchronous instruments cost 10-20 µs per ``add``/``record`` here (a measurement
-object, attribute checks, a hashed lookup per call), several times per execution. The
-catalogue's attribute sets are few and fixed, so the plugin keeps running sums itself, at about
-a microsecond per observation, and hands them over at collection time: counters and gauges as
-observable instruments (public API), histograms merged into the collected batch as
-cumulative data points (:meth:`Aggregates.merge`).
+object, attribute checks, a hashed lookup per call), several times per execution, and its
+observable instruments cost as much per series at every collection. The catalogue's
+attribute sets are few and fixed, so the plugin keeps running sums itself, at about a
+microsecond per observation, and at each collection merges them into the batch the SDK
+collected (:meth:`Aggregates.merge`) as cumulative data points of the SDK's own data model:
+counters as monotonic sums, gauges as gauges, histograms with the catalogue's buckets.
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Gauge,
     Histogram,
     HistogramDataPoint,
     Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    NumberDataPoint,
     ResourceMetrics,
     ScopeMetrics,
+    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -36,6 +39,7 @@ from rhythm_core.catalogue import BY_NAME
 from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
 Key = tuple[tuple[str, Any], ...]
+CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
 class _Histogram:
@@ -53,13 +57,13 @@ class Aggregates:
     """Running sums per metric name and attribute set, since the pipeline started."""
 
     def __init__(self, scope: InstrumentationScope, bounds: Sequence[float]) -> None:
-        self.meter: Meter | None = None  # set once the meter provider exists
         self._scope = scope
         self._bounds = tuple(bounds)
         self._lock = threading.Lock()
         self._start_ns = time.time_ns()
         self._keys: dict[Key, Key] = {}  # as given -> sorted, so one set is one series
         self._values: dict[str, dict[Key, float]] = {}  # counters and gauges
+        self._kinds: dict[str, str] = {}
         self._histograms: dict[str, dict[Key, _Histogram]] = {}
         self._meta: dict[str, tuple[str, str]] = {}  # name -> (unit, description)
 
@@ -93,8 +97,8 @@ class Aggregates:
                 if kind not in (COUNTER, GAUGE):
                     return
                 values = self._values[point.name] = {}
+                self._kinds[point.name] = kind
                 self._describe(point)
-                self._observe(point.name, kind)
             values[key] = values.get(key, 0) + point.value if kind == COUNTER else point.value
 
     def _describe(self, point: MetricPoint) -> None:
@@ -104,34 +108,24 @@ class Aggregates:
             known.description if known else "",
         )
 
-    def _observe(self, name: str, kind: str) -> None:
-        unit, description = self._meta[name]
-
-        def observations(_options: CallbackOptions) -> Iterable[Observation]:
-            with self._lock:
-                current = list(self._values[name].items())
-            return [Observation(value, dict(key)) for key, value in current]
-
-        assert self.meter is not None, "Aggregates.meter is set before points arrive"
-        make = (
-            self.meter.create_observable_counter
-            if kind == COUNTER
-            else self.meter.create_observable_gauge
-        )
-        make(name, [observations], unit, description)
-
-    def histograms(self) -> list[Metric]:
-        """Every histogram as a cumulative OTLP metric, as of now."""
-        now = time.time_ns()
-        bounds = self._bounds
+    def collect(self) -> list[Metric]:
+        """Every metric as cumulative OTLP data, as of now."""
+        now, start, bounds = time.time_ns(), self._start_ns, self._bounds
         out = []
         with self._lock:
+            for name, values in self._values.items():
+                unit, description = self._meta[name]
+                points = [NumberDataPoint(dict(k), start, now, v) for k, v in values.items()]
+                data: Sum | Gauge = (
+                    Sum(points, CUMULATIVE, True) if self._kinds[name] == COUNTER else Gauge(points)
+                )
+                out.append(Metric(name, description, unit, data))
             for name, series in self._histograms.items():
                 unit, description = self._meta[name]
-                points = [
+                buckets = [
                     HistogramDataPoint(
                         dict(key),
-                        self._start_ns,
+                        start,
                         now,
                         h.count,
                         h.total,
@@ -142,25 +136,17 @@ class Aggregates:
                     )
                     for key, h in series.items()
                 ]
-                out.append(
-                    Metric(
-                        name,
-                        description,
-                        unit,
-                        Histogram(points, AggregationTemporality.CUMULATIVE),
-                    )
-                )
+                out.append(Metric(name, description, unit, Histogram(buckets, CUMULATIVE)))
         return out
 
     def merge(self, data: MetricsData | None, resource: Resource) -> MetricsData | None:
-        """``data`` as the SDK collected it, with the histograms added under our scope."""
-        metrics = self.histograms()
+        """``data`` as the SDK collected it, with the plugin's metrics added under our scope."""
+        metrics = self.collect()
         if not metrics:
             return data
         if data is None or not data.resource_metrics:
-            return MetricsData(
-                [ResourceMetrics(resource, [ScopeMetrics(self._scope, metrics, "")], "")]
-            )
+            ours = ScopeMetrics(self._scope, metrics, "")
+            return MetricsData([ResourceMetrics(resource, [ours], "")])
         first, *rest = data.resource_metrics
         # one ScopeMetrics per scope: the OTLP encoder keys them by scope, so a second one
         # with the same scope would replace the first

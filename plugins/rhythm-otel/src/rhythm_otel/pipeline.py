@@ -141,18 +141,17 @@ class Pipeline:
             readers.append(MergingPrometheusReader(aggregates, where))
             self.prometheus = serve(settings.prometheus_port, settings.prometheus_host)
         self.meter_provider = MeterProvider(resource=where, metric_readers=readers)
-        meter = self.meter_provider.get_meter(SCOPE)
-        aggregates.meter = meter
         self.aggregates = aggregates
-        if self.shipper is not None:
-            shipper = self.shipper
-            meter.create_observable_counter(
-                DROPPED,
-                [lambda _options: [Observation(shipper.dropped)]],
-                "{span}",
-                "Spans rhythm-otel could not deliver: queue full, export failed, or still "
-                "queued at shutdown",
-            )
+        # the SDK's readers export only when the SDK itself collected something: this one
+        # instrument (always there, 0 with tracing off) carries the plugin's sums along
+        shipper = self.shipper
+        self.meter_provider.get_meter(SCOPE).create_observable_counter(
+            DROPPED,
+            [lambda _options: [Observation(shipper.dropped if shipper else 0)]],
+            "{span}",
+            "Spans rhythm-otel could not deliver: queue full, export failed, or still "
+            "queued at shutdown",
+        )
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued, within ``timeout`` seconds, then stop the exporters."""
