@@ -85,6 +85,7 @@ def test_backend_down_completes_everything_and_counts_the_drops(
 ) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     caplog.set_level(logging.WARNING, logger="rhythm_otel")
+    caplog.set_level(logging.WARNING, logger="opentelemetry.exporter")
     rhythm_worker("otel-scenario", observability={
         "provider": "otel",
         "traces": {"enabled": True, "sample_rate": 1.0, "endpoint": endpoint},
@@ -114,3 +115,8 @@ def test_backend_down_completes_everything_and_counts_the_drops(
     time.sleep(2.5)  # more failed exports (each after its retries) are not logged again
     for why in ("could not be sent", "queue is full"):
         assert len([r for r in caplog.records if why in r.getMessage()]) == 1, why
+    # the OpenTelemetry exporters' own retry and failure lines: each kind once, not per retry
+    exporter_lines = [(r.name, r.msg) for r in caplog.records
+                      if r.name.startswith("opentelemetry.exporter")]
+    assert exporter_lines, "the exporters said nothing about the endpoint being down"
+    assert len(exporter_lines) == len(set(exporter_lines)), exporter_lines

@@ -20,6 +20,7 @@ from rhythm_core.catalogue import DURATION_BUCKETS
 from .aggregation import Aggregates, MergingExporter
 from .encoding import resource_message, scope_message
 from .ids import CoreIds
+from .quiet import OncePerKind
 from .settings import OtelSettings
 from .shipping import SpanShipper, grpc_sender, http_sender
 
@@ -114,6 +115,8 @@ class Pipeline:
             self._tracing(config)
         if config.metrics.enabled:
             self._metering(config)
+        endpoints = [self.shipper.endpoint if self.shipper else "", settings.metrics_endpoint or ""]
+        self.quiet = OncePerKind(endpoints).install()
 
     def _tracing(self, config: ObservabilityConfig) -> None:
         settings = self.settings
@@ -167,3 +170,4 @@ class Pipeline:
             server, thread = self.prometheus
             server.shutdown()
             thread.join(timeout)
+        self.quiet.remove()
