@@ -25,6 +25,17 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM (servers flush what they hold), then wait; SIGKILL if it does not end."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Rotel:
     """One rotel agent on free loopback ports, exporting to ``upstream`` over OTLP/gRPC."""
 
@@ -57,11 +68,4 @@ class Rotel:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """SIGTERM (rotel flushes what it holds), then wait."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)

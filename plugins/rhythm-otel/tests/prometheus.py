@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .collector import _listening, free_port
+from .collector import _listening, free_port, stop
 
 ROOT = Path(__file__).resolve().parents[3]
 CACHE = ROOT / ".cache" / "prometheus"
@@ -95,13 +95,7 @@ class Prometheus:
         return body["data"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
