@@ -8,6 +8,9 @@
 - ``rhythm_worker``: start in-process workers (in threads) with quick test timings; they are
   stopped after the test.
 - ``rhythm_recorder``: a fresh :class:`~rhythm_core.testing.RecordingPlugin`.
+- ``rhythm_worker_process``: start ``rhythm worker`` processes running
+  :mod:`rhythm_core.testing.scenario` with the environment you give (a provider and its
+  endpoint); those still running are SIGKILLed after the test.
 """
 
 from __future__ import annotations
@@ -93,3 +96,12 @@ def rhythm_recorder() -> Any:
     from rhythm_core.testing import RecordingPlugin
 
     return RecordingPlugin()
+
+
+@pytest.fixture
+def rhythm_worker_process(rhythm_db: Any, rhythm_database_url: str, tmp_path: Any) -> Any:
+    from .processes import spawner
+
+    start, stop_all = spawner(rhythm_database_url, tmp_path)
+    yield start
+    stop_all()

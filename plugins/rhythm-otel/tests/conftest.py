@@ -7,7 +7,6 @@ import pytest
 
 from .collector import Rotel
 from .otlp_sink import OtlpSink
-from .workers import spawn  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 import rhythm_otel
 
 from rhythm_core.catalogue import BY_NAME
+from rhythm_core.testing import scenario
 
-from . import scenario_app
 from .otlp_sink import OtlpSink
 from .workers import otel_env
 
@@ -28,11 +28,11 @@ def _completed(db: Any) -> int:
 def test_metrics_arrive_with_the_catalogue_names_kinds_and_units(
     sink: OtlpSink, rhythm_worker: Any, rhythm_db: Any
 ) -> None:
-    rhythm_worker("otel-scenario", observability={
+    rhythm_worker(scenario.QUEUE, observability={
         "provider": "otel",
         "metrics": {"enabled": True, "interval": 0.3, "endpoint": sink.endpoint},
     })
-    scenario_app.noop.queue_many([()] * 20)
+    scenario.noop.queue_many([()] * 20)
 
     def received() -> dict[str, Any]:
         with sink.lock:
@@ -57,9 +57,9 @@ def test_metrics_arrive_with_the_catalogue_names_kinds_and_units(
     assert completed
 
 
-def test_sigterm_loses_no_span(sink: OtlpSink, spawn: Any, rhythm_db: Any) -> None:
-    ids = scenario_app.noop.queue_many([()] * 500)
-    worker = spawn(otel_env(sink.endpoint))
+def test_sigterm_loses_no_span(sink: OtlpSink, rhythm_worker_process: Any, rhythm_db: Any) -> None:
+    ids = scenario.noop.queue_many([()] * 500)
+    worker = rhythm_worker_process(otel_env(sink.endpoint))
     deadline = time.monotonic() + 60
     while _completed(rhythm_db) < 500:
         assert time.monotonic() < deadline, worker.output()
@@ -69,7 +69,7 @@ def test_sigterm_loses_no_span(sink: OtlpSink, spawn: Any, rhythm_db: Any) -> No
     rows = rhythm_db.execute("SELECT trace_id, span_id FROM executions").fetchall()
     with sink.lock:
         received = {(s.trace_id.hex(), s.span_id.hex()) for _, s in sink.spans
-                    if s.name == f"task.{scenario_app.noop.name}"}
+                    if s.name == f"task.{scenario.noop.name}"}
     assert len(ids) == 500
     assert set(rows) <= received  # every execution span, with the row's ids
 
@@ -86,14 +86,14 @@ def test_backend_down_completes_everything_and_counts_the_drops(
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     caplog.set_level(logging.WARNING, logger="rhythm_otel")
     caplog.set_level(logging.WARNING, logger="opentelemetry.exporter")
-    rhythm_worker("otel-scenario", observability={
+    rhythm_worker(scenario.QUEUE, observability={
         "provider": "otel",
         "traces": {"enabled": True, "sample_rate": 1.0, "endpoint": endpoint},
         "metrics": {"enabled": True, "interval": 0.5, "endpoint": endpoint},
         "options": {"otel": {"max_queue_size": 256, "schedule_delay_ms": 50}},
     })
     began = time.monotonic()
-    scenario_app.noop.queue_many([()] * 1000)
+    scenario.noop.queue_many([()] * 1000)
     plugin = rhythm_otel.plugin
     pipeline = plugin.pipeline
     assert pipeline is not None and pipeline.shipper is not None

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from . import scenario_app
+from rhythm_core.testing import scenario
+
 from .collector import free_port
 from .prometheus import ROOT, Prometheus, promtool
 
@@ -49,10 +50,10 @@ def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:
 
 
 @pytest.fixture
-def scraped(spawn: Any, rhythm_db: Any, tmp_path: Path) -> Any:
+def scraped(rhythm_worker_process: Any, rhythm_db: Any, tmp_path: Path) -> Any:
     """A worker serving /metrics, and Prometheus scraping it every second with our rules."""
     port = free_port()
-    spawn({
+    rhythm_worker_process({
         "RHYTHM_OBSERVABILITY_PROVIDER": "otel",
         "RHYTHM_METRICS_ENABLED": "true",
         "RHYTHM_METRICS_INTERVAL": "1",
@@ -69,14 +70,14 @@ def test_prometheus_scrapes_and_answers_p99(scraped: Prometheus) -> None:
     wanted = set().union(*(_names(e) for e in expressions))
     deadline = time.monotonic() + 90
     p99, names = math.nan, set()
-    scenario_app.unserved.queue()  # waiting, for the queue-depth gauge
+    scenario.unserved.queue()  # waiting, for the queue-depth gauge
     # rate() needs two scrapes with executions finishing between, and the database gauges
     # come once per metrics interval: keep work flowing until both are there
     while math.isnan(p99) or not wanted <= names:
         assert time.monotonic() < deadline, (p99, sorted(wanted - names))
-        scenario_app.noop.queue_many([()] * 20)
-        scenario_app.flaky_always.queue_many([(n,) for n in range(2)])
-        scenario_app.slow.queue(1.5)  # running when the gauges are read
+        scenario.noop.queue_many([()] * 20)
+        scenario.flaky_always.queue_many([(n,) for n in range(2)])
+        scenario.slow.queue(1.5)  # running when the gauges are read
         time.sleep(1)
         result = scraped.api("query", query=P99)["result"]
         p99 = float(result[0]["value"][1]) if result else math.nan

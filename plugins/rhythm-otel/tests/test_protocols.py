@@ -13,15 +13,15 @@ from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.sdk.trace import TracerProvider
 
 from rhythm_core import plugins
+from rhythm_core.testing import scenario
 
-from . import scenario_app
 from .otlp_sink import OtlpSink
 
 
 def test_http_protobuf_and_the_standard_variables(
-    sink: OtlpSink, spawn: Any, rhythm_db: Any
+    sink: OtlpSink, rhythm_worker_process: Any, rhythm_db: Any
 ) -> None:
-    worker = spawn({
+    worker = rhythm_worker_process({
         "RHYTHM_OBSERVABILITY_PROVIDER": "otel",
         "RHYTHM_TRACING_ENABLED": "true",
         "RHYTHM_TRACES_SAMPLE_RATE": "1.0",
@@ -34,7 +34,7 @@ def test_http_protobuf_and_the_standard_variables(
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test,team=payments",
         "RHYTHM_OTEL_SCHEDULE_DELAY_MS": "100",
     })
-    ids = scenario_app.noop.queue_many([()] * 20)
+    ids = scenario.noop.queue_many([()] * 20)
     rows = dict(rhythm_db.execute(
         "SELECT span_id, trace_id FROM executions WHERE id = ANY(%s)", (ids,)).fetchall())
 
@@ -69,7 +69,7 @@ def test_the_users_propagator_reaches_the_carrier(b3_only: None, rhythm_db: Any)
     plugins.activate(enqueuing.start())
     try:
         with app.get_tracer("web").start_as_current_span("web.request") as web:
-            execution_id = scenario_app.noop.queue()
+            execution_id = scenario.noop.queue()
     finally:
         enqueuing.shutdown(0.1)
         plugins.activate(plugins.DISABLED)

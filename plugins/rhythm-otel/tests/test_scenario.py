@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import rhythm_core
 from rhythm_core import plugins
+from rhythm_core.testing import scenario
 
-from . import scenario_app
 from .otlp_sink import OtlpSink, attributes
 from .workers import otel_env
 
@@ -25,7 +25,7 @@ ERROR = 2  # Status.STATUS_CODE_ERROR
 
 
 def test_workflow_trace_survives_retry_and_failover(
-    sink: OtlpSink, spawn: Any, rhythm_db: Any, tmp_path: Path
+    sink: OtlpSink, rhythm_worker_process: Any, rhythm_db: Any, tmp_path: Path
 ) -> None:
     marker = str(tmp_path / "release")
     # the enqueueing side (a web application): its own SDK pipeline for its own span, and
@@ -39,7 +39,7 @@ def test_workflow_trace_survives_retry_and_failover(
     plugins.activate(enqueuing.start())
     try:
         with app.get_tracer("web").start_as_current_span("web.request") as web:
-            execution_id = scenario_app.three_tasks.queue(marker)
+            execution_id = scenario.three_tasks.queue(marker)
         web_trace = f"{web.get_span_context().trace_id:032x}"
         web_span = f"{web.get_span_context().span_id:016x}"
     finally:
@@ -48,7 +48,7 @@ def test_workflow_trace_survives_retry_and_failover(
         app.shutdown()
 
     env = otel_env(sink.endpoint, RHYTHM_OTEL_SCHEDULE_DELAY_MS="100")
-    first = spawn(env)
+    first = rhythm_worker_process(env)
     started = Path(marker + ".started")
     deadline = time.monotonic() + 30
     while not (started.exists() and started.read_text().strip()):
@@ -58,12 +58,12 @@ def test_workflow_trace_survives_retry_and_failover(
     # kill once the finished tasks' spans have been sent, as a real crash might find them
     sink.wait_for(
         lambda: {s.name for s in sink.spans_of(web_trace)}
-        >= {f"task.{scenario_app.plain.name}", f"task.{scenario_app.flaky_once.name}"},
+        >= {f"task.{scenario.plain.name}", f"task.{scenario.flaky_once.name}"},
         message="the finished tasks' spans never arrived",
     )
     first.signal(signal.SIGKILL)
     first.wait()
-    second = spawn(env)
+    second = rhythm_worker_process(env)
     Path(marker).touch()
     assert rhythm_core.wait(execution_id, timeout=30) == [10, 200, "released"]
     second.signal(signal.SIGTERM)
@@ -92,7 +92,7 @@ def test_workflow_trace_survives_retry_and_failover(
             assert by_id[creator.parent_span_id.hex()].name == "workflow.replay"
 
     rows_by_function = {row[2]: row for row in rows}
-    flaky = rows_by_function[scenario_app.flaky_once.name]
+    flaky = rows_by_function[scenario.flaky_once.name]
     invokes = sorted(
         (s for s in spans if s.name == "function.invoke" and s.parent_span_id.hex() == flaky[4]),
         key=lambda s: attributes(s.attributes)["rhythm.attempt"],
@@ -102,7 +102,7 @@ def test_workflow_trace_survives_retry_and_failover(
     assert event.name == "exception"
     assert attributes(event.attributes)["exception.type"] == "RuntimeError"
 
-    held = rows_by_function[scenario_app.held.name]
+    held = rows_by_function[scenario.held.name]
     assert len(started.read_text().split()) == 2  # started by both workers
     held_invokes = [
         s for s in spans if s.name == "function.invoke" and s.parent_span_id.hex() == held[4]
