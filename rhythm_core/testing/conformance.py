@@ -21,8 +21,8 @@ under test as the record of what the core emitted, and compares the two.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
@@ -47,6 +47,7 @@ class ReceivedSpan:
     start_ns: int
     end_ns: int
     error: bool
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

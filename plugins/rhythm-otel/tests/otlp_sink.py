@@ -15,6 +15,8 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from rhythm_core.testing.conformance import ReceivedSpan
+
 
 class OtlpSink(
     trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer
@@ -68,6 +70,20 @@ class OtlpSink(
                 return found
             time.sleep(0.05)
         raise AssertionError(message or "the sink never received what was expected")
+
+
+def received_span(span: Any) -> ReceivedSpan:
+    """An OTLP span in the core's terms, for the conformance suite and the scenario checks."""
+    return ReceivedSpan(
+        span.name,
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.parent_span_id.hex() or None,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        span.status.code == 2,  # STATUS_CODE_ERROR
+        attributes(span.attributes),
+    )
 
 
 def value(any_value: Any) -> Any:

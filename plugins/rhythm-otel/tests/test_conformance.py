@@ -8,7 +8,7 @@ import pytest
 
 from rhythm_core.testing.conformance import PluginConformance, ReceivedMetric, ReceivedSpan
 
-from .otlp_sink import OtlpSink
+from .otlp_sink import OtlpSink, received_span
 
 KINDS = {"sum": "counter", "histogram": "histogram", "gauge": "gauge"}
 
@@ -18,18 +18,7 @@ class SinkReader:
         self.sink = sink
 
     def spans(self, trace_id: str) -> list[ReceivedSpan]:
-        return [
-            ReceivedSpan(
-                span.name,
-                span.trace_id.hex(),
-                span.span_id.hex(),
-                span.parent_span_id.hex() or None,
-                span.start_time_unix_nano,
-                span.end_time_unix_nano,
-                span.status.code == 2,  # STATUS_CODE_ERROR
-            )
-            for span in self.sink.spans_of(trace_id)
-        ]
+        return [received_span(span) for span in self.sink.spans_of(trace_id)]
 
     def metrics(self) -> list[ReceivedMetric]:
         with self.sink.lock:

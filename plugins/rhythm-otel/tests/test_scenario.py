@@ -4,9 +4,6 @@ with the ids the rows hold."""
 
 from __future__ import annotations
 
-import signal
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +11,10 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-import rhythm_core
 from rhythm_core import plugins
-from rhythm_core.testing import scenario
+from rhythm_core.testing import failover, scenario
 
-from .otlp_sink import OtlpSink, attributes
+from .otlp_sink import OtlpSink, attributes, received_span
 from .workers import otel_env
 
 ERROR = 2  # Status.STATUS_CODE_ERROR
@@ -48,69 +44,24 @@ def test_workflow_trace_survives_retry_and_failover(
         app.shutdown()
 
     env = otel_env(sink.endpoint, RHYTHM_OTEL_SCHEDULE_DELAY_MS="100")
-    first = rhythm_worker_process(env)
-    started = Path(marker + ".started")
-    deadline = time.monotonic() + 30
-    while not (started.exists() and started.read_text().strip()):
-        assert time.monotonic() < deadline, first.output()
-        time.sleep(0.05)
-    # a SIGKILL loses what waits in the export queue (up to schedule_delay_ms of spans):
-    # kill once the finished tasks' spans have been sent, as a real crash might find them
-    sink.wait_for(
-        lambda: {s.name for s in sink.spans_of(web_trace)}
-        >= {f"task.{scenario.plain.name}", f"task.{scenario.flaky_once.name}"},
-        message="the finished tasks' spans never arrived",
+    failover.drive(
+        rhythm_worker_process, env, marker, execution_id,
+        lambda: {s.name for s in sink.spans_of(web_trace)} >= failover.finished_task_names(),
     )
-    first.signal(signal.SIGKILL)
-    first.wait()
-    second = rhythm_worker_process(env)
-    Path(marker).touch()
-    assert rhythm_core.wait(execution_id, timeout=30) == [10, 200, "released"]
-    second.signal(signal.SIGTERM)
-    assert second.wait() == 0, second.output()
-
-    rows = rhythm_db.execute(
-        "SELECT id::text, type, function_name, trace_id, span_id, trace_context, parent_id "
-        "FROM executions ORDER BY created_at"
-    ).fetchall()
-    assert {row[3] for row in rows} == {web_trace}  # the application's trace, in every row
     spans = sink.spans_of(web_trace)
-    by_id = {span.span_id.hex(): span for span in spans}
-    assert web_span in by_id and by_id[web_span].name == "web.request"
+    received = [received_span(s) for s in spans]
+    by_name = {s.span_id: s.name for s in received}
+    assert by_name[web_span] == "web.request"
+    rows = failover.check(rhythm_db, received, web_trace, web_span)
 
-    for row_id, kind, function, _, span_id, carrier, parent_id in rows:
-        named = [s for s in spans if s.name == f"{kind}.{function}"]
-        assert [s.span_id.hex() for s in named] == [span_id], function  # one, the row's id
-        span = named[0]
-        assert attributes(span.attributes)["rhythm.execution_id"] == row_id
-        creator = by_id[span.parent_span_id.hex()]
-        assert creator.name == "db.create_execution"
-        assert carrier["traceparent"].split("-")[2] == creator.span_id.hex()
-        if parent_id is None:
-            assert creator.parent_span_id.hex() == web_span  # the web request parents it
-        else:
-            assert by_id[creator.parent_span_id.hex()].name == "workflow.replay"
-
-    rows_by_function = {row[2]: row for row in rows}
-    flaky = rows_by_function[scenario.flaky_once.name]
-    invokes = sorted(
-        (s for s in spans if s.name == "function.invoke" and s.parent_span_id.hex() == flaky[4]),
-        key=lambda s: attributes(s.attributes)["rhythm.attempt"],
-    )
-    assert [s.status.code for s in invokes] == [ERROR, 1]  # error, then ok
-    (event,) = invokes[0].events
+    # what OTLP says of the retried attempt that failed: ERROR status and an exception event
+    flaky = rows[scenario.flaky_once.name]
+    failed = [s for s in spans if s.name == "function.invoke" and s.parent_span_id.hex() ==
+              flaky[4] and s.status.code == ERROR]
+    assert len(failed) == 1
+    (event,) = failed[0].events
     assert event.name == "exception"
     assert attributes(event.attributes)["exception.type"] == "RuntimeError"
-
-    held = rows_by_function[scenario.held.name]
-    assert len(started.read_text().split()) == 2  # started by both workers
-    held_invokes = [
-        s for s in spans if s.name == "function.invoke" and s.parent_span_id.hex() == held[4]
-    ]
-    assert len(held_invokes) == 1  # the killed attempt sent nothing; the second continued
-
-    for span in spans:  # every span hangs off a span of the trace, the web request is root
-        assert span.span_id.hex() == web_span or span.parent_span_id.hex() in by_id, span.name
     claim = next(s for s in spans if s.name == "db.claim_execution")
     claim_attributes = attributes(claim.attributes)
     assert claim_attributes["messaging.system"] == "rhythm"
@@ -118,4 +69,3 @@ def test_workflow_trace_survives_retry_and_failover(
     assert claim.kind == 3  # SPAN_KIND_CLIENT
     resources = {resource.get("service.name") for resource, _ in sink.spans}
     assert "rhythm" in resources
-    assert Counter(s.name for s in spans)["workflow.replay"] >= 3

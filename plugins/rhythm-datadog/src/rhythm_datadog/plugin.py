@@ -1,0 +1,213 @@
+"""The ``datadog`` provider's hook implementations."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
+
+from .settings import DatadogSettings, resolve
+
+log = logging.getLogger("rhythm_datadog")
+NAME = "datadog"
+AUTO_REJECT, AUTO_KEEP, USER_KEEP = 0, 1, 2  # ddtrace's sampling priorities
+
+
+class _Backend:
+    """What one process sends through: ddtrace's global tracer and a DogStatsD client."""
+
+    def __init__(self, config: ObservabilityConfig, settings: DatadogSettings) -> None:
+        self.settings = settings
+        self.tags = {str(k): str(v) for k, v in config.tags.items()}
+        if config.traces.enabled:
+            _point_ddtrace_at(settings.agent_url)
+        # imported here, never at import time: observability off imports nothing
+        from ddtrace.propagation.http import HTTPPropagator
+        from ddtrace.trace import Context, tracer
+
+        self.tracer, self.context, self.propagator = tracer, Context, HTTPPropagator
+        self.statsd: Any = None
+        if config.metrics.enabled:
+            from datadog.dogstatsd import DogStatsd
+
+            self.statsd = DogStatsd(
+                host=settings.statsd_host,
+                port=settings.statsd_port,
+                constant_tags=[f"service:{settings.service}"]
+                + [f"{k}:{v}" for k, v in self.tags.items()],
+                disable_buffering=False,  # one datagram for many lines
+                disable_aggregation=False,  # counts and gauges summed between flushes
+                disable_telemetry=True,
+            )
+        self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+
+    def tag_list(self, attributes: Mapping[str, Any]) -> list[str]:
+        key = tuple(attributes.items())
+        found = self._tag_lists.get(key)
+        if found is None:
+            found = [f"{k}:{v}" for k, v in key]
+            if len(self._tag_lists) < 4096:  # label sets are few; stay bounded if not
+                self._tag_lists[key] = found
+        return found
+
+    def shutdown(self, timeout: float) -> None:
+        self.tracer.flush()
+        if self.statsd is not None:
+            self.statsd.flush()
+            self.statsd.stop(timeout)
+
+
+def _point_ddtrace_at(agent_url: str | None) -> None:
+    """ddtrace reads its agent address from ``DD_TRACE_AGENT_URL`` when it is imported, and
+    has no public setting after that: pass ours the same way, before the first import."""
+    if not agent_url:
+        return
+    if "ddtrace" not in sys.modules:
+        os.environ["DD_TRACE_AGENT_URL"] = agent_url
+        return
+    from ddtrace import config as dd_config
+
+    current = getattr(dd_config, "_trace_agent_url", None)
+    if current and current != agent_url:
+        log.warning(
+            "rhythm-datadog: ddtrace was imported by the application before the worker "
+            "started and sends to %s; the configured agent %s is not used (set "
+            "DD_TRACE_AGENT_URL instead)",
+            current,
+            agent_url,
+        )
+
+
+class DatadogPlugin:
+    """Spans of rhythm-core through ddtrace, metrics through DogStatsD."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.backend: _Backend | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
+        settings = resolve(config)
+        backend = _Backend(config, settings)
+        with self._lock:
+            self.backend = backend
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        with self._lock:
+            backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.shutdown(timeout)
+
+    # -- spans -----------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        """A ddtrace span with the core's ids and times, built once the core's span is final
+        (parents are named by id, so nothing needs it earlier)."""
+        backend = self.backend
+        if backend is None:
+            return
+        settings = backend.settings
+        parent = span.parent_span_id
+        priority = USER_KEEP if span.kept_for_error else AUTO_KEEP
+        context = backend.context(
+            trace_id=int(span.trace_id, 16),
+            span_id=int(parent, 16) if parent else None,
+            sampling_priority=priority,
+        )
+        attributes = span.attributes
+        native = backend.tracer.start_span(
+            span.name,
+            child_of=context,
+            service=settings.service,
+            resource=str(attributes.get("rhythm.function_name") or span.name),
+            span_type="sql" if span.name.startswith("db.") else settings.span_type,
+        )
+        native.span_id = int(span.span_id, 16)
+        native.start_ns = span.start_ns
+        for key, value in attributes.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                native.set_metric(key, value)
+            else:
+                native.set_tag(key, str(value))
+        if backend.tags:
+            native.set_tags(backend.tags)
+        if span.status == ERROR:
+            native.error = 1
+            native.set_tag("error.type", span.error_type or "Exception")
+            native.set_tag("error.message", span.error_message or "")
+            if span.error_stack:
+                native.set_tag("error.stack", span.error_stack)
+        if span.kept_for_error:
+            native.set_tag("manual.keep")  # a failure always reaches Datadog
+            native.set_tag("rhythm.sampling.kept_for_error", "true")
+        # seconds as a float: ddtrace's public finish() (within a quarter of a microsecond)
+        native.finish((span.end_ns or span.start_ns) / 1e9)
+
+    # -- propagation -----------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        """Datadog's headers (and W3C, per ``DD_TRACE_PROPAGATION_STYLE``) for the core's
+        span; with no core span, for the application's current ddtrace span, which then
+        parents the execution."""
+        backend = self.backend
+        if backend is None:
+            return
+        if span is None:
+            current = backend.tracer.current_span()
+            if current is None:
+                return
+            context = current.context
+        else:
+            context = backend.context(
+                trace_id=int(span.trace_id, 16),
+                span_id=int(span.span_id, 16),
+                sampling_priority=AUTO_KEEP if span.sampled else AUTO_REJECT,
+            )
+        headers: dict[str, str] = {}
+        backend.propagator.inject(context, headers)
+        for key, value in headers.items():
+            carrier.setdefault(key, value)  # the core's own W3C fields stay as written
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        backend = self.backend
+        if backend is None:
+            return None
+        found = backend.propagator.extract(dict(carrier))
+        if not found.trace_id or not found.span_id:
+            return None
+        return SpanContext(
+            f"{found.trace_id:032x}",
+            f"{found.span_id:016x}",
+            (found.sampling_priority or 0) > 0,
+            "",
+        )
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        backend = self.backend
+        if backend is None or backend.statsd is None:
+            return
+        statsd, tags = backend.statsd, backend.tag_list(point.attributes)
+        if point.kind == HISTOGRAM:
+            for value in point.each():
+                statsd.distribution(point.name, value, tags)
+        elif point.kind == COUNTER:
+            statsd.increment(point.name, point.value, tags)
+        elif point.kind == GAUGE:
+            statsd.gauge(point.name, point.value, tags)
