@@ -13,27 +13,12 @@ from pathlib import Path
 
 import rotel
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from rhythm_core.testing.processes import free_port, stop_process
 
 
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """SIGTERM (servers flush what they hold), then wait; SIGKILL if it does not end."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Rotel:
@@ -68,4 +53,4 @@ class Rotel:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        stop(self.process)
+        stop_process(self.process)

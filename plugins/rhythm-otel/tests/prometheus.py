@@ -20,7 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .collector import _listening, free_port, stop
+from rhythm_core.testing.processes import free_port, stop_process
+
+from .collector import _listening
 
 ROOT = Path(__file__).resolve().parents[3]
 CACHE = ROOT / ".cache" / "prometheus"
@@ -95,7 +97,7 @@ class Prometheus:
         return body["data"]
 
     def stop(self) -> None:
-        stop(self.process)
+        stop_process(self.process)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

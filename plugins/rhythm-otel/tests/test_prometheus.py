@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from rhythm_core.testing import scenario
+from rhythm_core.testing.processes import free_port
 
-from .collector import free_port
 from .prometheus import ROOT, Prometheus, promtool
 
 GRAFANA = ROOT / "docs" / "grafana"

@@ -34,7 +34,7 @@ class _Backend:
         self.tracer, self.context, self.propagator = tracer, Context, HTTPPropagator
         self.statsd: Any = None
         if config.metrics.enabled:
-            from datadog.dogstatsd import DogStatsd
+            from datadog.dogstatsd.base import DogStatsd
 
             self.statsd = DogStatsd(
                 host=settings.statsd_host,
@@ -57,7 +57,7 @@ class _Backend:
         return found
 
     def shutdown(self, timeout: float) -> None:
-        self.tracer.flush()
+        self.tracer.flush()  # type: ignore[no-untyped-call]
         if self.statsd is not None:
             self.statsd.flush()
             self.statsd.stop(timeout)
@@ -186,7 +186,7 @@ class DatadogPlugin:
         backend = self.backend
         if backend is None:
             return None
-        found = backend.propagator.extract(dict(carrier))
+        found = backend.propagator.extract(dict(carrier))  # type: ignore[no-untyped-call]
         if not found.trace_id or not found.span_id:
             return None
         return SpanContext(

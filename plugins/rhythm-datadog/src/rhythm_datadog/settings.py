@@ -73,10 +73,15 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
         agent = _agent_url("the traces endpoint (RHYTHM_TRACING_ENDPOINT)", config.traces.endpoint)
 
     # the metrics endpoint, when given, is DogStatsD's host:port
-    host, port, port_key = None, None, where("statsd_port")
+    host: str | None = None
+    port: Any = None
+    port_key = where("statsd_port")
     if config.metrics.endpoint:
-        given = urlsplit(config.metrics.endpoint if "//" in config.metrics.endpoint
-                         else f"udp://{config.metrics.endpoint}")
+        given = urlsplit(
+            config.metrics.endpoint
+            if "//" in config.metrics.endpoint
+            else f"udp://{config.metrics.endpoint}"
+        )
         host, port = given.hostname, given.port
         port_key = "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)"
     if "statsd_host" in block:

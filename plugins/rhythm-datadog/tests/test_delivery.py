@@ -1,0 +1,88 @@
+"""Nothing lost on SIGTERM; nothing blocks when no agent listens; metrics as DogStatsD
+datagrams with the catalogue's names, types and tags."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from typing import Any
+
+from rhythm_core.catalogue import BY_NAME
+from rhythm_core.testing import scenario
+from rhythm_core.testing.failover import wait_until
+
+from .agent import TestAgent, trace_id_of
+from .conftest import datadog_env
+from .statsd import StatsdListener
+
+TYPES = {"counter": "c", "gauge": "g", "histogram": "d"}
+
+
+def _completed(db: Any) -> int:
+    return int(db.execute("SELECT count(*) FROM executions WHERE status = 'completed'")
+               .fetchone()[0])
+
+
+def test_sigterm_loses_no_span(agent: TestAgent, statsd: StatsdListener,
+                               rhythm_worker_process: Any, rhythm_db: Any) -> None:
+    scenario.noop.queue_many([()] * 500)
+    worker = rhythm_worker_process(datadog_env(agent, statsd))
+    wait_until(lambda: _completed(rhythm_db) >= 500, worker.output(), timeout=60)
+    worker.signal(signal.SIGTERM)  # at once: what ddtrace still buffers must be sent
+    assert worker.wait() == 0, worker.output()
+    rows = set(rhythm_db.execute("SELECT trace_id, span_id FROM executions").fetchall())
+
+    def received() -> set[tuple[str, str]]:
+        return {(trace_id_of(s), f"{s['span_id']:016x}") for s in agent.spans()
+                if s["name"] == f"task.{scenario.noop.name}"}
+
+    got = received()
+    assert len(rows) == 500 and rows <= got, f"{len(rows - got)} execution spans missing"
+
+
+def test_metrics_are_dogstatsd_datagrams_from_the_catalogue(
+    statsd: StatsdListener, rhythm_worker: Any, rhythm_db: Any
+) -> None:
+    rhythm_worker(scenario.QUEUE, observability={
+        "provider": "datadog", "service_name": "billing", "tags": {"team": "payments"},
+        "metrics": {"enabled": True, "interval": 0.3, "endpoint": f"127.0.0.1:{statsd.port}"},
+    })
+    ids = scenario.noop.queue_many([()] * 20)
+    scenario.flaky_always.queue_many([(1,), (2,)])
+    wanted = {"rhythm.executions.claimed", "rhythm.executions.completed",
+              "rhythm.execution.duration", "rhythm.function.execution.duration",
+              "rhythm.workers.active"}
+    statsd.wait_for(lambda got: wanted <= {d.name for d in got})
+    lines = statsd.received()
+    for line in lines:
+        known = BY_NAME.get(line.name)
+        assert known is not None, line.name  # nothing outside the catalogue
+        assert line.type == TYPES[known.kind], line
+        assert line.tag("service") == "billing" and line.tag("team") == "payments"
+        labels = {tag.partition(":")[0] for tag in line.tags} - {"service", "team"}
+        assert labels <= set(known.labels), (line.name, labels)
+        assert not any(execution_id in tag for tag in line.tags for execution_id in ids)
+    failed = [d for d in lines if d.name == "rhythm.executions.completed"
+              and d.tag("status") == "failed"]
+    assert sum(v for d in failed for v in d.values) == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # nothing listens once it is closed
+
+
+def test_no_agent_blocks_nothing(rhythm_worker: Any, rhythm_db: Any) -> None:
+    closed = _closed_port()
+    rhythm_worker(scenario.QUEUE, shutdown_timeout=5.0, observability={
+        "provider": "datadog",
+        "traces": {"enabled": True, "sample_rate": 1.0,
+                   "endpoint": f"http://127.0.0.1:{closed}"},
+        "metrics": {"enabled": True, "interval": 0.3, "endpoint": f"127.0.0.1:{closed}"},
+    })
+    began = time.monotonic()
+    scenario.noop.queue_many([()] * 1000)
+    wait_until(lambda: _completed(rhythm_db) >= 1000, "executions did not all complete", 60)
+    assert time.monotonic() - began < 30  # nothing waited on the missing agent
