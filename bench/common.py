@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import platform
@@ -155,3 +156,55 @@ def paired_ratios(rates: dict[str, list[float]], a: str, b: str) -> tuple[float,
     variant alone do not."""
     ratios = sorted(x / y for x, y in zip(rates[a], rates[b], strict=True))
     return median(ratios), ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+
+
+OFF: dict[str, Any] = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
+Results = dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]]
+
+
+def compare_provider(
+    blocks: dict[str, dict[str, Any]], settled: Callable[[], bool], tasks: int, rounds: int
+) -> Results:
+    """Each observability block (one named ``off``) in alternating rounds of ``tasks`` async
+    tasks at concurrency 100, on no-op tasks and on 1 ms tasks, in a scratch database; each
+    run timed from the first claim until ``settled()`` after the last completion."""
+    from rhythm_core import Worker, configure
+
+    from .noop_tasks import noop_async, sleep_1ms
+
+    results: Results = {}
+    with scratch_database() as url:
+        configure(url)
+
+        def run(function: Any, block: dict[str, Any]) -> float:
+            truncate(url)
+            enqueue(function, tasks)
+            worker = Worker(function.queue_name, database_url=url, concurrency=100,
+                            poll_interval=0.05, observability=block)
+            return tasks / asyncio.run(run_until_completed(
+                worker, url, function.queue_name, tasks, settled=settled))
+
+        for label, function in (("no-op", noop_async), ("1 ms", sleep_1ms)):
+            print(f"-- {label} tasks", file=sys.stderr)
+            variants = {name: functools.partial(run, function, block)
+                        for name, block in blocks.items()}
+            results[label] = alternate(variants, rounds, tasks)
+    return results
+
+
+def print_comparison(results: Results, provider: str, tasks: int, rounds: int, note: str) -> None:
+    """The Markdown table of ``<provider>-default`` and ``<provider>-100`` against ``off``."""
+    print(f"\n{tasks} async tasks a run, concurrency 100, {rounds} alternating rounds, {note}\n")
+    print("| tasks | comparison | A tasks/s | B tasks/s | ratio A/B (median of rounds) "
+          "| middle half | CPU µs/execution A - B |")
+    print("|---|---|---:|---:|---:|---|---:|")
+    for label, (rates, cpu) in results.items():
+        for a in (f"{provider}-default", f"{provider}-100"):
+            ratio, low, high = paired_ratios(rates, a, "off")
+            print(f"| {label} | {a} / off | {median(rates[a]):,.0f} | {median(rates['off']):,.0f} "
+                  f"| {ratio:.3f} | {low:.3f}-{high:.3f} "
+                  f"| {median(cpu[a]) - median(cpu['off']):+.1f} |")
+    for label, (rates, _) in results.items():
+        runs = "; ".join(f"{name} " + " ".join(f"{r:,.0f}" for r in rows)
+                         for name, rows in rates.items())
+        print(f"\nEvery run, {label} (tasks/s, round order): {runs}")

@@ -10,28 +10,13 @@ Needs ``pip install -e "plugins/rhythm-otel[test]"`` (the receiver is the tests'
 from __future__ import annotations
 
 import argparse
-import asyncio
-import functools
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import rhythm_core
-from rhythm_core import Worker
-
-from .common import (
-    alternate,
-    enqueue,
-    machine,
-    median,
-    paired_ratios,
-    run_until_completed,
-    scratch_database,
-    truncate,
-)
-from .noop_tasks import noop_async, sleep_1ms
+from .common import OFF, compare_provider, machine, print_comparison
 
 SINK = Path(__file__).resolve().parent.parent / "plugins/rhythm-otel/tests/otlp_sink.py"
 
@@ -55,52 +40,19 @@ def main(argv: list[str] | None = None) -> int:
                 "metrics": {"enabled": True, "endpoint": endpoint},
                 "options": {"otel": {"max_queue_size": 8 * args.tasks}}}
 
-    blocks: dict[str, dict[str, Any]] = {
-        "off": {"traces": {"enabled": False}, "metrics": {"enabled": False}},
-        "otel-default": otel(0.1),
-        "otel-100": otel(1.0),
-    }
+    blocks = {"off": OFF, "otel-default": otel(0.1), "otel-100": otel(1.0)}
     print(f"machine: {machine()}; OTLP/gRPC receiver in another process at {endpoint}")
-    results: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
     try:
-        with scratch_database() as url:
-            rhythm_core.configure(url)
-
-            def run(function: Any, block: dict[str, Any]) -> float:
-                truncate(url)
-                enqueue(function, args.tasks)
-                worker = Worker(function.queue_name, database_url=url, concurrency=100,
-                                poll_interval=0.05, observability=block)
-                return args.tasks / asyncio.run(run_until_completed(
-                    worker, url, function.queue_name, args.tasks, settled=_spans_sent))
-
-            for label, function in (("no-op", noop_async), ("1 ms", sleep_1ms)):
-                print(f"-- {label} tasks", file=sys.stderr)
-                variants = {name: functools.partial(run, function, block)
-                            for name, block in blocks.items()}
-                results[label] = alternate(variants, args.rounds, args.tasks)
+        results = compare_provider(blocks, _spans_sent, args.tasks, args.rounds)
         series, export_ms = metrics_export_times(endpoint, args.exports)
     finally:
         sink.stdin.close()
         received = sink.stdout.readline().strip()
         sink.wait(30)
-    print(f"\n{args.tasks} async tasks a run, concurrency 100, {args.rounds} alternating "
-          f"rounds, each timed from the first claim until the last span is sent; spans "
-          f"received by the sink: {received} (at 100% sampling 4 a task: at "
-          f"least {4 * 2 * args.rounds * args.tasks:,})\n")
-    print("| tasks | comparison | A tasks/s | B tasks/s | ratio A/B (median of rounds) "
-          "| middle half | CPU µs/execution A - B |")
-    print("|---|---|---:|---:|---:|---|---:|")
-    for label, (rates, cpu) in results.items():
-        for a, b in (("otel-default", "off"), ("otel-100", "off")):
-            ratio, low, high = paired_ratios(rates, a, b)
-            print(f"| {label} | {a} / {b} | {median(rates[a]):,.0f} | {median(rates[b]):,.0f} "
-                  f"| {ratio:.3f} | {low:.3f}-{high:.3f} "
-                  f"| {median(cpu[a]) - median(cpu[b]):+.1f} |")
-    for label, (rates, _) in results.items():
-        runs = "; ".join(f"{name} " + " ".join(f"{r:,.0f}" for r in rows)
-                         for name, rows in rates.items())
-        print(f"\nEvery run, {label} (tasks/s, round order): {runs}")
+    print_comparison(results, "otel", args.tasks, args.rounds,
+                     f"each timed from the first claim until the last span is sent; spans "
+                     f"received by the sink: {received} (at 100% sampling 4 a task: at least "
+                     f"{4 * 2 * args.rounds * args.tasks:,})")
     export_ms.sort()
     print(f"\nOne metrics batch of the whole catalogue ({series} series) exported over "
           f"OTLP/gRPC, {len(export_ms)} times: p50 {export_ms[len(export_ms) // 2]:.2f} ms, "

@@ -1,0 +1,87 @@
+"""What rhythm-datadog costs: throughput with the datadog provider sending spans to Datadog's
+test agent and metrics to a DogStatsD listener (both on loopback), against observability off,
+alternating runs in one process, on no-op and on 1 ms tasks; and what importing ddtrace and
+the DogStatsD client costs a worker at start.
+
+    python -m bench.datadog_overhead [--tasks 10000] [--rounds 5]
+
+Needs ``pip install -e plugins/rhythm-datadog``; the test agent is installed into its own
+virtual environment under ``.cache/`` on first use, as in the plugin's tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .common import OFF, compare_provider, machine, print_comparison
+
+PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "rhythm-datadog"
+IMPORTS = "import ddtrace.trace, ddtrace.propagation.http, datadog.dogstatsd.base"
+
+
+def import_seconds(times: int = 7) -> tuple[float, float]:
+    """Median seconds to import ddtrace and the DogStatsD client in a fresh interpreter, and
+    to start a bare interpreter, for comparison."""
+    def timed(code: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", f"import time; t = time.perf_counter(); {code}; "
+             "print(time.perf_counter() - t)"], capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
+
+    return (statistics.median(timed(IMPORTS) for _ in range(times)),
+            statistics.median(timed("pass") for _ in range(times)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(PLUGIN))  # the tests' agent and listener
+    from tests.agent import TestAgent
+    from tests.statsd import StatsdListener
+
+    agent = TestAgent(Path(tempfile.mkdtemp(prefix="rhythm-bench-agent-")))
+    statsd = StatsdListener()
+
+    def datadog(rate: float) -> dict[str, Any]:
+        return {"provider": "datadog",
+                "traces": {"enabled": True, "sample_rate": rate, "endpoint": agent.url},
+                "metrics": {"enabled": True, "endpoint": f"127.0.0.1:{statsd.port}"}}
+
+    def flushed() -> bool:  # ddtrace sends every second; the timed window includes sending
+        if "ddtrace" in sys.modules:
+            from ddtrace.trace import tracer
+
+            tracer.flush()
+        return True
+
+    blocks = {"off": OFF, "datadog-default": datadog(0.1), "datadog-100": datadog(1.0)}
+    print(f"machine: {machine()}; Datadog test agent at {agent.url}, DogStatsD listener on "
+          f"127.0.0.1:{statsd.port}")
+    try:
+        results = compare_provider(blocks, flushed, args.tasks, args.rounds)
+        spans = len(agent.spans())
+        lines = len(statsd.received())
+    finally:
+        agent.stop()
+        statsd.stop()
+    print_comparison(results, "datadog", args.tasks, args.rounds,
+                     f"each timed from the first claim until ddtrace's writer was flushed; "
+                     f"spans at the agent: {spans:,}; DogStatsD lines received: {lines:,}")
+    imported, bare = import_seconds()
+    print(f"\nImporting ddtrace.trace, ddtrace.propagation.http and the DogStatsD client in a "
+          f"fresh interpreter: {imported * 1000:.0f} ms (median of 7; `pass` alone: "
+          f"{bare * 1000:.2f} ms). A worker pays it once, at start, only with the datadog "
+          f"provider selected.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
