@@ -136,13 +136,15 @@ class DatadogPlugin:
         )
         native.span_id = int(span.span_id, 16)
         native.start_ns = span.start_ns
+        tags: dict[str, str] = dict(backend.tags)
+        numbers: dict[str, float] = {}
         for key, value in attributes.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                native.set_metric(key, value)
+            if value.__class__ in (int, float):  # not bool: a tag, "True"
+                numbers[key] = value
             else:
-                native.set_tag(key, str(value))
-        if backend.tags:
-            native.set_tags(backend.tags)
+                tags[key] = str(value)
+        native.set_tags(tags)
+        native.set_metrics(numbers)
         if span.status == ERROR:
             native.error = 1
             native.set_tag("error.type", span.error_type or "Exception")
