@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,13 @@ class ObservabilityConfig:
     @property
     def enabled(self) -> bool:
         return self.traces.enabled or self.metrics.enabled
+
+    def plugin_options(self, name: str, known: Iterable[str]) -> dict[str, Any]:
+        """``options[name]``, checked: a key not in ``known`` raises :class:`ConfigError`
+        naming ``observability.options.<name>.<key>`` and the known keys."""
+        block = self.options.get(name) or {}
+        _check_keys(f"observability.options.{name}", block, set(known))
+        return dict(block)
 
 
 def _bool(key: str, value: Any) -> bool:

@@ -20,6 +20,7 @@ import pytest
 
 from rhythm_core import Worker, plugins
 from rhythm_core.plugins import Observability
+from rhythm_core.testing import failover
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,14 +140,7 @@ def observe() -> Iterator[Callable[..., Observability]]:
 
 def wait_until(check: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``message`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s: {message or check}")
-        time.sleep(0.02)
+    return failover.wait_until(check, f"timed out after {timeout}s: {message or check}", timeout)
 
 
 def runs(conn: psycopg.Connection[Any], note: str | None = None) -> list[tuple[Any, ...]]:

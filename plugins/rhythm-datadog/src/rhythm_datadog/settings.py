@@ -56,12 +56,7 @@ def _agent_url(key: str, value: str) -> str:
 
 def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -> DatadogSettings:
     env = os.environ if env is None else env
-    block = dict(config.options.get("datadog", {}))
-    unknown = sorted(set(block) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"unknown key observability.options.datadog.{unknown[0]} (known: {', '.join(KEYS)})"
-        )
+    block = config.plugin_options("datadog", KEYS)
 
     def where(key: str) -> str:
         return f"observability.options.datadog.{key}"

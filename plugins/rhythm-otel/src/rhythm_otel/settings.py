@@ -50,12 +50,7 @@ def _int(key: str, value: Any, low: int, high: int) -> int:
 
 def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -> OtelSettings:
     env = os.environ if env is None else env
-    block = dict(config.options.get("otel", {}))
-    unknown = sorted(set(block) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"unknown key observability.options.otel.{unknown[0]} (known: {', '.join(KEYS)})"
-        )
+    block = config.plugin_options("otel", KEYS)
 
     def pick(key: str, variable: str, *fallbacks: str) -> tuple[str, Any]:
         if key in block:
