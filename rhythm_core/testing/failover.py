@@ -54,8 +54,10 @@ def drive(
     SIGKILL loses what is still queued for export, as a real crash would)."""
     first = start_worker(env)
     started = Path(marker + ".started")
-    wait_until(lambda: started.exists() and started.read_text().strip(),
-               f"held never started:\n{first.output()}")
+    wait_until(
+        lambda: started.exists() and started.read_text().strip(),
+        f"held never started:\n{first.output()}",
+    )
     wait_until(finished_tasks_sent, "the finished tasks' spans never arrived")
     first.signal(signal.SIGKILL)
     first.wait()

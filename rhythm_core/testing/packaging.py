@@ -12,7 +12,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
-APP = '''
+APP = """
 import importlib, os, sys
 import rhythm_core
 from rhythm_core import Worker, task
@@ -38,7 +38,7 @@ worker.stop()
 thread.join(30)
 print("loaded:", loaded, plugin_module.__file__)
 print("trace:", rhythm_core.get_execution(execution_id).trace_id)
-'''
+"""
 
 
 def run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -50,23 +50,48 @@ def run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def install_and_run(
-    root: Path, plugin: str, extra: str, module: str, endpoint: str, database_url: str,
-    workdir: Path, env: dict[str, str] | None = None,
+    root: Path,
+    plugin: str,
+    extra: str,
+    module: str,
+    endpoint: str,
+    database_url: str,
+    workdir: Path,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Build wheels of ``root`` and ``root/plugins/<plugin>``, install ``rhythm-core[extra]``
     from them into a new venv, check ``rhythm plugins`` lists ``extra``, run a worker with the
     provider sending to ``endpoint``; returns the trace id of the task it ran."""
     wheels = workdir / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels,
-        root, root / "plugins" / plugin)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "-w",
+        wheels,
+        root,
+        root / "plugins" / plugin,
+    )
     names = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
     assert names == ["rhythm_core", plugin.replace("-", "_")], names
 
     env_dir = workdir / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--find-links", wheels, f"rhythm-core[{extra}]")
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--find-links",
+        wheels,
+        f"rhythm-core[{extra}]",
+    )
     listed = run(env_dir / "bin" / "rhythm", "plugins").stdout
     assert extra in listed, listed
 
@@ -74,8 +99,9 @@ def install_and_run(
     app.write_text(textwrap.dedent(APP))
     environment = {**os.environ, "RHYTHM_DATABASE_URL": database_url, **(env or {})}
     environment.pop("PYTHONPATH", None)
-    out = run(python, app, extra, module, endpoint, cwd=workdir, env=environment,
-              timeout=180).stdout
+    out = run(
+        python, app, extra, module, endpoint, cwd=workdir, env=environment, timeout=180
+    ).stdout
     assert "loaded: True" in out, out
     assert str(env_dir) in out.split("loaded:")[1], out  # the installed copy, not a checkout
     return out.split("trace:")[1].split()[0]

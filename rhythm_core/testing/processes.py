@@ -60,11 +60,25 @@ def spawner(
     def start(env: Mapping[str, str]) -> WorkerProcess:
         log = logs / f"worker-{len(started)}.log"
         environment = {**os.environ, "RHYTHM_DATABASE_URL": database_url, **env}
-        args = ["-m", "rhythm_core.testing.scenario", "-q", QUEUE, "--heartbeat-interval",
-                "0.2", "--dead-after", "1", "--poll-interval", "0.2"]
+        args = [
+            "-m",
+            "rhythm_core.testing.scenario",
+            "-q",
+            QUEUE,
+            "--heartbeat-interval",
+            "0.2",
+            "--dead-after",
+            "1",
+            "--poll-interval",
+            "0.2",
+        ]
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "rhythm_core", "worker", *args],
-                                    env=environment, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rhythm_core", "worker", *args],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         worker = WorkerProcess(proc, log)
         started.append(worker)
         deadline = time.monotonic() + 30
