@@ -40,6 +40,11 @@ def test_a_failure_is_kept_with_manual_keep(agent: TestAgent, rhythm_worker: Any
     assert span["error"] == 1
     assert span["meta"]["error.type"] == "ValueError"
     assert span["meta"]["rhythm.sampling.kept_for_error"] == "true"
-    assert span["metrics"]["_sampling_priority_v1"] == USER_KEEP
+    # the priority travels on the chunk's first span: the failed execution's spans are one
+    (chunk,) = [c for c in agent.traces() if any(s["span_id"] == span["span_id"] for s in c)]
+    priorities = {s["metrics"]["_sampling_priority_v1"] for s in chunk
+                  if "_sampling_priority_v1" in s["metrics"]}
+    assert priorities == {USER_KEEP}
+    assert {s["name"] for s in chunk} >= {name, "function.invoke"}
     # the executions that succeeded were not sampled: nothing of theirs was sent
     assert not [s for s in agent.spans() if s["name"] == f"task.{scenario.noop.name}"]

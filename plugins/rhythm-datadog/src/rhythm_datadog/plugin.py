@@ -12,6 +12,7 @@ from typing import Any
 from rhythm_core import ObservabilityConfig, hookimpl
 from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
 
+from .sending import Sender
 from .settings import DatadogSettings, resolve
 
 log = logging.getLogger("rhythm_datadog")
@@ -46,6 +47,61 @@ class _Backend:
                 disable_telemetry=True,
             )
         self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+        self.sender = Sender(self.start_span, self.finish_span, self.emit_metric)
+
+    def start_span(self, span: Span) -> Any:
+        """A ddtrace span with the core's ids, start time, tags and error."""
+        settings = self.settings
+        parent = span.parent_span_id
+        context = self.context(
+            trace_id=int(span.trace_id, 16),
+            span_id=int(parent, 16) if parent else None,
+            sampling_priority=USER_KEEP if span.kept_for_error else AUTO_KEEP,
+        )
+        attributes = span.attributes
+        native = self.tracer.start_span(
+            span.name,
+            child_of=context,
+            service=settings.service,
+            resource=str(attributes.get("rhythm.function_name") or span.name),
+            span_type="sql" if span.name.startswith("db.") else settings.span_type,
+        )
+        native.span_id = int(span.span_id, 16)
+        native.start_ns = span.start_ns
+        tags: dict[str, str] = dict(self.tags)
+        numbers: dict[str, float] = {}
+        for key, value in attributes.items():
+            if value.__class__ in (int, float):  # not bool: a tag, "True"
+                numbers[key] = value
+            else:
+                tags[key] = str(value)
+        native.set_tags(tags)
+        native.set_metrics(numbers)
+        if span.status == ERROR:
+            native.error = 1
+            native.set_tag("error.type", span.error_type or "Exception")
+            native.set_tag("error.message", span.error_message or "")
+            if span.error_stack:
+                native.set_tag("error.stack", span.error_stack)
+        if span.kept_for_error:
+            native.set_tag("manual.keep")  # a failure always reaches Datadog
+            native.set_tag("rhythm.sampling.kept_for_error", "true")
+        return native
+
+    @staticmethod
+    def finish_span(native: Any, span: Span) -> None:
+        # seconds as a float: ddtrace's public finish() (within a quarter of a microsecond)
+        native.finish((span.end_ns or span.start_ns) / 1e9)
+
+    def emit_metric(self, point: MetricPoint) -> None:
+        statsd, tags = self.statsd, self.tag_list(point.attributes)
+        if point.kind == HISTOGRAM:
+            for value in point.each():
+                statsd.distribution(point.name, value, tags)
+        elif point.kind == COUNTER:
+            statsd.increment(point.name, point.value, tags)
+        elif point.kind == GAUGE:
+            statsd.gauge(point.name, point.value, tags)
 
     def tag_list(self, attributes: Mapping[str, Any]) -> list[str]:
         key = tuple(attributes.items())
@@ -57,6 +113,7 @@ class _Backend:
         return found
 
     def shutdown(self, timeout: float) -> None:
+        self.sender.shutdown(timeout)
         self.tracer.flush()  # type: ignore[no-untyped-call]
         if self.statsd is not None:
             self.statsd.flush()
@@ -113,49 +170,11 @@ class DatadogPlugin:
 
     @hookimpl
     def rhythm_span_end(self, span: Span) -> None:
-        """A ddtrace span with the core's ids and times, built once the core's span is final
-        (parents are named by id, so nothing needs it earlier)."""
+        """Queued for the sending thread, which builds the ddtrace span with the core's ids
+        and times (parents are named by id, so nothing needs it earlier)."""
         backend = self.backend
-        if backend is None:
-            return
-        settings = backend.settings
-        parent = span.parent_span_id
-        priority = USER_KEEP if span.kept_for_error else AUTO_KEEP
-        context = backend.context(
-            trace_id=int(span.trace_id, 16),
-            span_id=int(parent, 16) if parent else None,
-            sampling_priority=priority,
-        )
-        attributes = span.attributes
-        native = backend.tracer.start_span(
-            span.name,
-            child_of=context,
-            service=settings.service,
-            resource=str(attributes.get("rhythm.function_name") or span.name),
-            span_type="sql" if span.name.startswith("db.") else settings.span_type,
-        )
-        native.span_id = int(span.span_id, 16)
-        native.start_ns = span.start_ns
-        tags: dict[str, str] = dict(backend.tags)
-        numbers: dict[str, float] = {}
-        for key, value in attributes.items():
-            if value.__class__ in (int, float):  # not bool: a tag, "True"
-                numbers[key] = value
-            else:
-                tags[key] = str(value)
-        native.set_tags(tags)
-        native.set_metrics(numbers)
-        if span.status == ERROR:
-            native.error = 1
-            native.set_tag("error.type", span.error_type or "Exception")
-            native.set_tag("error.message", span.error_message or "")
-            if span.error_stack:
-                native.set_tag("error.stack", span.error_stack)
-        if span.kept_for_error:
-            native.set_tag("manual.keep")  # a failure always reaches Datadog
-            native.set_tag("rhythm.sampling.kept_for_error", "true")
-        # seconds as a float: ddtrace's public finish() (within a quarter of a microsecond)
-        native.finish((span.end_ns or span.start_ns) / 1e9)
+        if backend is not None:
+            backend.sender.put(span)
 
     # -- propagation -----------------------------------------------------------------------
 
@@ -203,13 +222,16 @@ class DatadogPlugin:
     @hookimpl
     def rhythm_metric_emit(self, point: MetricPoint) -> None:
         backend = self.backend
-        if backend is None or backend.statsd is None:
-            return
-        statsd, tags = backend.statsd, backend.tag_list(point.attributes)
-        if point.kind == HISTOGRAM:
-            for value in point.each():
-                statsd.distribution(point.name, value, tags)
-        elif point.kind == COUNTER:
-            statsd.increment(point.name, point.value, tags)
-        elif point.kind == GAUGE:
-            statsd.gauge(point.name, point.value, tags)
+        if backend is not None and backend.statsd is not None:
+            backend.sender.put(point)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Hand everything queued to ddtrace and DogStatsD now, and have both send it."""
+        backend = self.backend
+        if backend is None:
+            return True
+        done = backend.sender.flush(timeout)
+        backend.tracer.flush()  # type: ignore[no-untyped-call]
+        if backend.statsd is not None:
+            backend.statsd.flush()
+        return done
