@@ -35,3 +35,20 @@ def test_precedence_block_then_rhythm_then_datadog_variables() -> None:
     assert (given.service, given.agent_url) == ("billing", "http://127.0.0.1:9126")
     with pytest.raises(ConfigError, match="DD_DOGSTATSD_PORT"):
         resolve(resolve_config({"provider": "datadog"}, {}), {"DD_DOGSTATSD_PORT": "x"})
+
+
+def test_metrics_alone_do_not_load_ddtrace() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rhythm_core import plugins\n"
+        "obs = plugins.from_block({'provider': 'datadog', 'metrics': {'enabled': True,\n"
+        "    'endpoint': '127.0.0.1:9'}}).start()\n"
+        "print('ddtrace' in sys.modules, 'datadog' in sys.modules)\n"
+        "obs.shutdown(1.0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr

@@ -26,13 +26,15 @@ class _Backend:
     def __init__(self, config: ObservabilityConfig, settings: DatadogSettings) -> None:
         self.settings = settings
         self.tags = {str(k): str(v) for k, v in config.tags.items()}
+        # imported here, never at import time, and only for tracing: a metrics-only worker
+        # does not load ddtrace (nor fix its agent address before tracing is configured)
+        self.tracer: Any = None
         if config.traces.enabled:
             _point_ddtrace_at(settings.agent_url)
-        # imported here, never at import time: observability off imports nothing
-        from ddtrace.propagation.http import HTTPPropagator
-        from ddtrace.trace import Context, tracer
+            from ddtrace.propagation.http import HTTPPropagator
+            from ddtrace.trace import Context, tracer
 
-        self.tracer, self.context, self.propagator = tracer, Context, HTTPPropagator
+            self.tracer, self.context, self.propagator = tracer, Context, HTTPPropagator
         self.statsd: Any = None
         if config.metrics.enabled:
             from datadog.dogstatsd.base import DogStatsd
@@ -114,7 +116,8 @@ class _Backend:
 
     def shutdown(self, timeout: float) -> None:
         self.sender.shutdown(timeout)
-        self.tracer.flush()  # type: ignore[no-untyped-call]
+        if self.tracer is not None:
+            self.tracer.flush()
         if self.statsd is not None:
             self.statsd.flush()
             self.statsd.stop(timeout)
@@ -173,7 +176,7 @@ class DatadogPlugin:
         """Queued for the sending thread, which builds the ddtrace span with the core's ids
         and times (parents are named by id, so nothing needs it earlier)."""
         backend = self.backend
-        if backend is not None:
+        if backend is not None and backend.tracer is not None:
             backend.sender.put(span)
 
     # -- propagation -----------------------------------------------------------------------
@@ -184,7 +187,7 @@ class DatadogPlugin:
         span; with no core span, for the application's current ddtrace span, which then
         parents the execution."""
         backend = self.backend
-        if backend is None:
+        if backend is None or backend.tracer is None:
             return
         if span is None:
             current = backend.tracer.current_span()
@@ -205,7 +208,7 @@ class DatadogPlugin:
     @hookimpl
     def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
         backend = self.backend
-        if backend is None:
+        if backend is None or backend.tracer is None:
             return None
         found = backend.propagator.extract(dict(carrier))  # type: ignore[no-untyped-call]
         if not found.trace_id or not found.span_id:
@@ -231,7 +234,8 @@ class DatadogPlugin:
         if backend is None:
             return True
         done = backend.sender.flush(timeout)
-        backend.tracer.flush()  # type: ignore[no-untyped-call]
+        if backend.tracer is not None:
+            backend.tracer.flush()
         if backend.statsd is not None:
             backend.statsd.flush()
         return done
