@@ -4,13 +4,13 @@ datagrams with the catalogue's names, types and tags."""
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from typing import Any
 
 from rhythm_core.catalogue import BY_NAME
 from rhythm_core.testing import scenario
 from rhythm_core.testing.failover import wait_until
+from rhythm_core.testing.processes import free_port
 
 from .agent import TestAgent, trace_id_of
 from .conftest import datadog_env
@@ -68,21 +68,23 @@ def test_metrics_are_dogstatsd_datagrams_from_the_catalogue(
     assert sum(v for d in failed for v in d.values) == 2
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # nothing listens once it is closed
-
-
-def test_no_agent_blocks_nothing(rhythm_worker: Any, rhythm_db: Any) -> None:
-    closed = _closed_port()
-    rhythm_worker(scenario.QUEUE, shutdown_timeout=5.0, observability={
-        "provider": "datadog",
-        "traces": {"enabled": True, "sample_rate": 1.0,
-                   "endpoint": f"http://127.0.0.1:{closed}"},
-        "metrics": {"enabled": True, "interval": 0.3, "endpoint": f"127.0.0.1:{closed}"},
+def test_no_agent_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> None:
+    # a process of its own: ddtrace takes its agent address once per process, at import
+    closed = free_port()  # nothing listens there
+    worker = rhythm_worker_process({
+        "RHYTHM_OBSERVABILITY_PROVIDER": "datadog",
+        "RHYTHM_TRACING_ENABLED": "true",
+        "RHYTHM_TRACES_SAMPLE_RATE": "1.0",
+        "RHYTHM_METRICS_ENABLED": "true",
+        "DD_TRACE_AGENT_URL": f"http://127.0.0.1:{closed}",
+        "DD_DOGSTATSD_PORT": str(closed),
+        "DD_AGENT_HOST": "127.0.0.1",
+        "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+        "DD_REMOTE_CONFIGURATION_ENABLED": "false",
     })
     began = time.monotonic()
     scenario.noop.queue_many([()] * 1000)
     wait_until(lambda: _completed(rhythm_db) >= 1000, "executions did not all complete", 60)
-    assert time.monotonic() - began < 30  # nothing waited on the missing agent
+    assert time.monotonic() - began < 30, worker.output()  # nothing waited on the agent
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()  # and the stop is not held up either

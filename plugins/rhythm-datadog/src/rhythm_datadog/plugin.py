@@ -18,6 +18,7 @@ from .settings import DatadogSettings, resolve
 log = logging.getLogger("rhythm_datadog")
 NAME = "datadog"
 AUTO_REJECT, AUTO_KEEP, USER_KEEP = 0, 1, 2  # ddtrace's sampling priorities
+MAX_SAMPLES = 1024
 
 
 class _Backend:
@@ -46,6 +47,9 @@ class _Backend:
                 + [f"{k}:{v}" for k, v in self.tags.items()],
                 disable_buffering=False,  # one datagram for many lines
                 disable_aggregation=False,  # counts and gauges summed between flushes
+                # distribution values kept per series between flushes, sent several to a
+                # line (the client's own aggregation; beyond this many it samples)
+                max_metric_samples_per_context=MAX_SAMPLES,
                 disable_telemetry=True,
             )
         self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
@@ -124,21 +128,22 @@ class _Backend:
 
 
 def _point_ddtrace_at(agent_url: str | None) -> None:
-    """ddtrace reads its agent address from ``DD_TRACE_AGENT_URL`` when it is imported, and
-    has no public setting after that: pass ours the same way, before the first import."""
+    """ddtrace reads its agent address from ``DD_TRACE_AGENT_URL`` when it is first imported,
+    and its tracer (one per process) cannot be re-pointed afterwards through any public API
+    (the private ``Tracer._agent_url`` setter does not reach ddtrace 4's native writer): pass
+    ours before the first import, and say so when it comes too late."""
     if not agent_url:
         return
     if "ddtrace" not in sys.modules:
         os.environ["DD_TRACE_AGENT_URL"] = agent_url
         return
-    from ddtrace import config as dd_config
+    from ddtrace.trace import tracer
 
-    current = getattr(dd_config, "_trace_agent_url", None)
-    if current and current != agent_url:
+    current = getattr(tracer, "_agent_url", None)
+    if current and current.rstrip("/") != agent_url.rstrip("/"):
         log.warning(
-            "rhythm-datadog: ddtrace was imported by the application before the worker "
-            "started and sends to %s; the configured agent %s is not used (set "
-            "DD_TRACE_AGENT_URL instead)",
+            "rhythm-datadog: ddtrace was imported before this configuration and sends to %s; "
+            "the configured agent %s is not used (set DD_TRACE_AGENT_URL for the process)",
             current,
             agent_url,
         )
