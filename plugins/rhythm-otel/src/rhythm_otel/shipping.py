@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
+from rhythm_core.batching import BatchQueue, let_others_run
 from rhythm_core.telemetry import Span
 
 from .encoding import AttributeCache, export_request
@@ -107,13 +107,6 @@ def http_sender(
     return send, session.close
 
 
-def _let_others_run() -> None:
-    """Release the GIL for a moment. A thread that does not block keeps the GIL for the
-    interpreter's whole switch interval (5 ms) each time the event loop lets go of it for
-    I/O; encoding a batch would stall the worker's loop that long, again and again."""
-    time.sleep(0)
-
-
 class SpanShipper:
     """A bounded queue of finished spans and the thread that exports them."""
 
@@ -132,71 +125,47 @@ class SpanShipper:
         self._resource, self._scope = resource, scope
         self.endpoint = endpoint
         self.max_queue_size = max_queue_size
-        self._batch = min(BATCH, max_queue_size)
-        self._delay = schedule_delay_ms / 1000
-        self._queue: deque[Span] = deque()
         self._cache = AttributeCache()
-        self._wake = threading.Event()
-        self._closing = False
-        self._sending = False
         self._lock = threading.Lock()
         self.dropped = 0  # spans not delivered: queue full, refused, or left at shutdown
         self.sent = 0
         self._warned: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="rhythm-otel-spans", daemon=True)
-        self._thread.start()
+        self._queue: BatchQueue[Span] = BatchQueue(
+            self._export,
+            name="rhythm-otel-spans",
+            max_size=max_queue_size,
+            batch=BATCH,
+            interval=schedule_delay_ms / 1000,
+            on_full=lambda _span: self._lose(1, "the export queue is full"),
+        )
 
     @property
     def queued(self) -> int:
         """Spans waiting for export now."""
-        return len(self._queue)
+        return self._queue.queued
 
     @property
     def idle(self) -> bool:
         """Nothing queued and no batch being sent."""
-        return not self._queue and not self._sending
+        return self._queue.idle
 
     def add(self, span: Span) -> None:
         """Called on the hot path: append and return."""
-        queue = self._queue
-        if len(queue) >= self.max_queue_size:
-            self._lose(1, "the export queue is full")
-            return
-        queue.append(span)
-        if len(queue) >= self._batch:
-            self._wake.set()
+        self._queue.put(span)
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._delay)
-            self._wake.clear()
-            closing = self._closing
-            self._drain()
-            if closing:
-                return
-
-    def _drain(self) -> None:
-        queue = self._queue
-        while queue:
-            self._sending = True
-            batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
-            try:
-                delivered = self._send(
-                    Encoded(
-                        export_request(
-                            self._resource, self._scope, batch, self._cache, _let_others_run
-                        ),
-                        len(batch),
-                    )
-                )
-            except Exception as exc:  # an exporter that raises loses its batch like one that fails
-                log.debug("rhythm-otel: export raised: %s", exc)
-                delivered = False
-            if delivered:
-                self.sent += len(batch)
-            else:
-                self._lose(len(batch), f"spans could not be sent to {self.endpoint}")
-            self._sending = False
+    def _export(self, batch: list[Span]) -> None:
+        try:
+            request = export_request(
+                self._resource, self._scope, batch, self._cache, let_others_run
+            )
+            delivered = self._send(Encoded(request, len(batch)))
+        except Exception as exc:  # an exporter that raises loses its batch like one that fails
+            log.debug("rhythm-otel: export raised: %s", exc)
+            delivered = False
+        if delivered:
+            self.sent += len(batch)
+        else:
+            self._lose(len(batch), f"spans could not be sent to {self.endpoint}")
 
     def _lose(self, count: int, why: str) -> None:
         with self._lock:
@@ -213,21 +182,11 @@ class SpanShipper:
     def flush(self, timeout: float) -> bool:
         """Send what is queued now rather than at the next tick; True once all of it is sent
         (or lost), False if ``timeout`` seconds passed first."""
-        deadline = time.monotonic() + timeout
-        self._wake.set()
-        while not self.idle:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.001)
-        return True
+        return self._queue.flush(timeout)
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued within ``timeout`` seconds; what is left is counted lost."""
-        self._closing = True
-        self._wake.set()
-        self._thread.join(timeout)
-        left = len(self._queue)
+        left = self._queue.shutdown(timeout)
         if left:
-            self._queue.clear()
-            self._lose(left, "spans were still queued when the worker stopped")
+            self._lose(len(left), "spans were still queued when the worker stopped")
         self._close()

@@ -1,0 +1,102 @@
+"""A bounded queue drained in batches by one daemon thread: how a backend plugin keeps its
+export work off the worker's event loop.
+
+The hot path only appends. The thread wakes every ``interval`` seconds, or as soon as a
+batch is full, and hands each batch to ``drain``. Between steps of heavy work the drain
+should call :func:`let_others_run`: a thread that never blocks keeps the GIL for the
+interpreter's whole switch interval (5 ms) each time the event loop lets go of it for I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def let_others_run() -> None:
+    """Release the GIL for a moment (``time.sleep(0)`` does)."""
+    time.sleep(0)
+
+
+class BatchQueue(Generic[T]):
+    """Items queued by :meth:`put`, handed to ``drain`` in lists of at most ``batch``.
+
+    ``on_full`` is called with each item refused because ``max_size`` items are waiting;
+    :meth:`shutdown` returns the items still queued when its timeout ran out.
+    """
+
+    def __init__(
+        self,
+        drain: Callable[[list[T]], None],
+        *,
+        name: str,
+        max_size: int,
+        batch: int,
+        interval: float,
+        on_full: Callable[[T], None],
+    ) -> None:
+        self._drain_batch, self._on_full = drain, on_full
+        self.max_size, self._batch, self._interval = max_size, min(batch, max_size), interval
+        self._queue: deque[T] = deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch being handled."""
+        return not self._queue and not self._busy
+
+    def put(self, item: T) -> None:
+        """Called on the hot path: append and return."""
+        queue = self._queue
+        if len(queue) >= self.max_size:
+            self._on_full(item)
+            return
+        queue.append(item)
+        if len(queue) >= self._batch:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            closing = self._closing
+            queue = self._queue
+            while queue:
+                self._busy = True
+                self._drain_batch([queue.popleft() for _ in range(min(self._batch, len(queue)))])
+                self._busy = False
+            if closing:
+                return
+
+    def flush(self, timeout: float) -> bool:
+        """Handle what is queued now rather than at the next tick; True once done, False if
+        ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while not self.idle:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def shutdown(self, timeout: float) -> list[T]:
+        """Handle what is queued within ``timeout`` seconds; returns what was left."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        left = list(self._queue)
+        self._queue.clear()
+        return left
