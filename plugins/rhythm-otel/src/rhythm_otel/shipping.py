@@ -128,7 +128,6 @@ class SpanShipper:
         self._cache = AttributeCache()
         self._lock = threading.Lock()
         self.dropped = 0  # spans not delivered: queue full, refused, or left at shutdown
-        self.sent = 0
         self._warned: set[str] = set()
         self._queue: BatchQueue[Span] = BatchQueue(
             self._export,
@@ -162,9 +161,7 @@ class SpanShipper:
         except Exception as exc:  # an exporter that raises loses its batch like one that fails
             log.debug("rhythm-otel: export raised: %s", exc)
             delivered = False
-        if delivered:
-            self.sent += len(batch)
-        else:
+        if not delivered:
             self._lose(len(batch), f"spans could not be sent to {self.endpoint}")
 
     def _lose(self, count: int, why: str) -> None:
