@@ -32,6 +32,7 @@ from rhythm_core.tracecontext import new_execution_id
 
 from .bare import bare_worker_class
 from .common import (
+    OFF,
     alternate,
     enqueue,
     machine,
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args(argv)
     bare_worker, removed = bare_worker_class()
-    off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
+    off = OFF
 
     def worker_run(make: Callable[[], Any]) -> Callable[[], float]:
         def run() -> float:

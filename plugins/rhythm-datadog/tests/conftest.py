@@ -29,16 +29,16 @@ def statsd() -> Iterator[StatsdListener]:
     listener.stop()
 
 
-def datadog_env(agent: TestAgent, statsd: StatsdListener, **extra: str) -> dict[str, str]:
-    """A worker process with the datadog provider, sending to the test agent and listener."""
+def datadog_env(agent_url: str, statsd_port: int, **extra: str) -> dict[str, str]:
+    """A worker process with the datadog provider, sending to this agent and DogStatsD port."""
     return {
         "RHYTHM_OBSERVABILITY_PROVIDER": "datadog",
         "RHYTHM_TRACING_ENABLED": "true",
         "RHYTHM_TRACES_SAMPLE_RATE": "1.0",
         "RHYTHM_METRICS_ENABLED": "true",
         "RHYTHM_METRICS_INTERVAL": "0.5",
-        "DD_TRACE_AGENT_URL": agent.url,
-        "DD_DOGSTATSD_PORT": str(statsd.port),
+        "DD_TRACE_AGENT_URL": agent_url,
+        "DD_DOGSTATSD_PORT": str(statsd_port),
         "DD_AGENT_HOST": "127.0.0.1",
         "DD_SERVICE": "rhythm-tests",
         "DD_ENV": "test",

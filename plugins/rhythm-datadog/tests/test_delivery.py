@@ -27,7 +27,7 @@ def _completed(db: Any) -> int:
 def test_sigterm_loses_no_span(agent: TestAgent, statsd: StatsdListener,
                                rhythm_worker_process: Any, rhythm_db: Any) -> None:
     scenario.noop.queue_many([()] * 500)
-    worker = rhythm_worker_process(datadog_env(agent, statsd))
+    worker = rhythm_worker_process(datadog_env(agent.url, statsd.port))
     wait_until(lambda: _completed(rhythm_db) >= 500, worker.output(), timeout=60)
     worker.signal(signal.SIGTERM)  # at once: what ddtrace still buffers must be sent
     assert worker.wait() == 0, worker.output()
@@ -71,17 +71,7 @@ def test_metrics_are_dogstatsd_datagrams_from_the_catalogue(
 def test_no_agent_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> None:
     # a process of its own: ddtrace takes its agent address once per process, at import
     closed = free_port()  # nothing listens there
-    worker = rhythm_worker_process({
-        "RHYTHM_OBSERVABILITY_PROVIDER": "datadog",
-        "RHYTHM_TRACING_ENABLED": "true",
-        "RHYTHM_TRACES_SAMPLE_RATE": "1.0",
-        "RHYTHM_METRICS_ENABLED": "true",
-        "DD_TRACE_AGENT_URL": f"http://127.0.0.1:{closed}",
-        "DD_DOGSTATSD_PORT": str(closed),
-        "DD_AGENT_HOST": "127.0.0.1",
-        "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-        "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    })
+    worker = rhythm_worker_process(datadog_env(f"http://127.0.0.1:{closed}", closed))
     began = time.monotonic()
     scenario.noop.queue_many([()] * 1000)
     wait_until(lambda: _completed(rhythm_db) >= 1000, "executions did not all complete", 60)

@@ -37,7 +37,7 @@ def test_workflow_trace_survives_retry_and_failover(
         return [s for s in agent.spans() if trace_id_of(s) == web_trace]
 
     failover.drive(
-        rhythm_worker_process, datadog_env(agent, statsd), marker, execution_id,
+        rhythm_worker_process, datadog_env(agent.url, statsd.port), marker, execution_id,
         lambda: {s["name"] for s in in_trace()} >= failover.finished_task_names(),
     )
     spans = failover.wait_until(

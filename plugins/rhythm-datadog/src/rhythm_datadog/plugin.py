@@ -118,12 +118,17 @@ class _Backend:
                 self._tag_lists[key] = found
         return found
 
-    def shutdown(self, timeout: float) -> None:
-        self.sender.shutdown(timeout)
+    def send_now(self) -> None:
+        """Have ddtrace's writer and the DogStatsD client send what they hold."""
         if self.tracer is not None:
             self.tracer.flush()
         if self.statsd is not None:
             self.statsd.flush()
+
+    def shutdown(self, timeout: float) -> None:
+        self.sender.shutdown(timeout)
+        self.send_now()
+        if self.statsd is not None:
             self.statsd.stop(timeout)
 
 
@@ -239,8 +244,5 @@ class DatadogPlugin:
         if backend is None:
             return True
         done = backend.sender.flush(timeout)
-        if backend.tracer is not None:
-            backend.tracer.flush()
-        if backend.statsd is not None:
-            backend.statsd.flush()
+        backend.send_now()
         return done

@@ -65,7 +65,8 @@ class OtelPlugin:
 
     @property
     def dropped_spans(self) -> int:
-        """Spans an export failed to deliver since the pipeline was built."""
+        """Spans lost since the pipeline was built: queue full, export failed, or still queued
+        at shutdown."""
         pipeline = self.pipeline
         return pipeline.shipper.dropped if pipeline and pipeline.shipper else 0
 
