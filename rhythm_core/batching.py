@@ -9,11 +9,14 @@ interpreter's whole switch interval (5 ms) each time the event loop lets go of i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from .telemetry import MetricPoint, Span
 
 T = TypeVar("T")
 
@@ -100,3 +103,91 @@ class BatchQueue(Generic[T]):
         left = list(self._queue)
         self._queue.clear()
         return left
+
+
+class TelemetryQueue:
+    """A :class:`BatchQueue` of spans and metric points, as a backend plugin sends them.
+
+    Each batch hands ``send_point`` the metric points one by one and ``send_trace`` the spans
+    of each trace together (a trace's spans that end together, such as an execution's, then
+    go out as one chunk or document), then calls ``after_batch``. One failing item loses
+    itself, not the batch. Items refused because the queue is full are counted in
+    :attr:`dropped` and logged once; so are those left when :meth:`shutdown` runs out of time.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        send_trace: Callable[[str, list[Span]], None],
+        send_point: Callable[[MetricPoint], None],
+        *,
+        after_batch: Callable[[], None] | None = None,
+        max_size: int = 10_000,
+        batch: int = 256,
+        interval: float = 0.2,
+        pause_every: int = 16,
+    ) -> None:
+        self.name = name
+        self._send_trace, self._send_point, self._after = send_trace, send_point, after_batch
+        self._pause_every = pause_every
+        self._log = logging.getLogger(name.replace("-", "_"))
+        self.dropped = 0
+        self._queue: BatchQueue[Span | MetricPoint] = BatchQueue(
+            self._send,
+            name=name,
+            max_size=max_size,
+            batch=batch,
+            interval=interval,
+            on_full=self._full,
+        )
+
+    def _full(self, _item: object) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            self._log.warning(
+                "%s: the send queue is full; spans and metric points are dropped (logged once)",
+                self.name,
+            )
+
+    def put(self, item: Span | MetricPoint) -> None:
+        """Called on the hot path: append and return."""
+        self._queue.put(item)
+
+    def _send(self, batch: list[Span | MetricPoint]) -> None:
+        traces: dict[str, list[Span]] = {}
+        for n, item in enumerate(batch, 1):
+            if isinstance(item, Span):
+                traces.setdefault(item.trace_id, []).append(item)
+                continue
+            try:
+                self._send_point(item)
+            except Exception:
+                self._log.debug("%s: a metric point failed", self.name, exc_info=True)
+            if not n % self._pause_every:
+                let_others_run()
+        for trace_id, spans in traces.items():
+            try:
+                self._send_trace(trace_id, spans)
+            except Exception:
+                self._log.debug("%s: spans failed", self.name, exc_info=True)
+            let_others_run()
+        if self._after is not None:
+            try:
+                self._after()
+            except Exception:
+                self._log.debug("%s: after a batch", self.name, exc_info=True)
+
+    def flush(self, timeout: float) -> bool:
+        """Hand over what is queued now; True once it is all handed over."""
+        return self._queue.flush(timeout)
+
+    def shutdown(self, timeout: float) -> None:
+        left = self._queue.shutdown(timeout)
+        if left:
+            self.dropped += len(left)
+            self._log.warning(
+                "%s: %d spans and metric points were still queued when the worker stopped; "
+                "dropped",
+                self.name,
+                len(left),
+            )

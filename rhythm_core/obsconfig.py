@@ -112,6 +112,17 @@ def _text(key: str, value: Any) -> str:
     return value.strip()
 
 
+def port_number(key: str, value: Any) -> int:
+    """A TCP or UDP port from a setting, or :class:`ConfigError` naming ``key``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a port number, got {value!r}") from None
+    if isinstance(value, bool) or not 0 < number <= 65535:
+        raise ConfigError(f"{key} must be a port number from 1 to 65535, got {value!r}")
+    return number
+
+
 def parse_tags(key: str, value: str) -> dict[str, str]:
     """Parse ``k:v,k:v`` (the reference's format for ``RHYTHM_OBSERVABILITY_TAGS``)."""
     tags: dict[str, str] = {}

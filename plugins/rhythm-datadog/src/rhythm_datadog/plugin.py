@@ -10,9 +10,9 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.batching import TelemetryQueue
 from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
 
-from .sending import Sender
 from .settings import DatadogSettings, resolve
 
 log = logging.getLogger("rhythm_datadog")
@@ -53,7 +53,25 @@ class _Backend:
                 disable_telemetry=True,
             )
         self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
-        self.sender = Sender(self.start_span, self.finish_span, self.emit_metric)
+        # ddtrace costs about 130 µs of CPU per span here and the DogStatsD client several µs
+        # per call: done on the queue's thread, that time overlaps the loop's waits on
+        # PostgreSQL instead of delaying every claim and report
+        self.sender = TelemetryQueue("rhythm-datadog", self.send_trace, self.emit_metric)
+
+    def send_trace(self, _trace_id: str, spans: list[Span]) -> None:
+        """All started before any finishes: ddtrace writes them as one trace chunk instead of
+        one chunk per span. A span that fails is lost alone."""
+        started = []
+        for span in spans:
+            try:
+                started.append((self.start_span(span), span))
+            except Exception:
+                log.debug("rhythm-datadog: a span failed", exc_info=True)
+        for native, span in started:
+            try:
+                self.finish_span(native, span)
+            except Exception:
+                log.debug("rhythm-datadog: a span failed to finish", exc_info=True)
 
     def start_span(self, span: Span) -> Any:
         """A ddtrace span with the core's ids, start time, tags and error."""

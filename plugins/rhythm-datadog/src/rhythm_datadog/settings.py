@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rhythm_core import ConfigError, ObservabilityConfig
+from rhythm_core.obsconfig import port_number
 
 KEYS = ("agent_url", "statsd_host", "statsd_port", "span_type")
 
@@ -32,16 +33,6 @@ class DatadogSettings:
     statsd_port: int
     service: str
     span_type: str
-
-
-def _port(key: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a port number, got {value!r}") from None
-    if isinstance(value, bool) or not 0 < number <= 65535:
-        raise ConfigError(f"{key} must be a port number from 1 to 65535, got {value!r}")
-    return number
 
 
 def _agent_url(key: str, value: str) -> str:
@@ -93,7 +84,7 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
     return DatadogSettings(
         agent_url=agent,
         statsd_host=host,
-        statsd_port=8125 if port is None else _port(port_key, port),
+        statsd_port=8125 if port is None else port_number(port_key, port),
         service=config.service_name or env.get("DD_SERVICE") or "rhythm",
         span_type=span_type,
     )

@@ -1,0 +1,63 @@
+"""aws-xray-sdk's UDP emitter, sending the plugin's datagrams to the resolved daemon."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
+
+from .segments import Documents
+
+log = logging.getLogger("rhythm_xray")
+RETRIES = 3  # a full socket buffer is retried this often, a millisecond apart
+
+
+class DaemonEmitter(UDPEmitter):  # type: ignore[misc]
+    """Sends each entity as :meth:`Documents.datagrams` cuts it.
+
+    The SDK's own address parsing lets ``AWS_XRAY_DAEMON_ADDRESS`` override any address it is
+    given, so the address comes resolved from the plugin's settings instead (worker
+    configuration first). A datagram the socket refuses is counted in :attr:`failed` and
+    logged once, not with a traceback each time as the SDK's ``send_entity`` does.
+    """
+
+    def __init__(self, address: tuple[str, int], documents: Documents) -> None:
+        self._documents = documents
+        self.sent = 0
+        self.failed = 0
+        super().__init__(None)  # the socket, non-blocking; no address from the environment
+        self._ip, self._port = address
+
+    def set_daemon_address(self, address: Any) -> None:
+        """Kept as resolved (see the class docstring)."""
+
+    def send_entity(self, entity: Any) -> None:
+        for datagram in self._documents.datagrams(entity):
+            self._send(datagram)
+
+    def _send(self, datagram: bytes) -> None:
+        for attempt in range(RETRIES + 1):
+            try:
+                self._socket.sendto(datagram, (self._ip, self._port))
+                self.sent += 1
+                return
+            except BlockingIOError:
+                if attempt < RETRIES:
+                    time.sleep(0.001)
+            except OSError as exc:
+                self._failed(exc)
+                return
+        self._failed(BlockingIOError("the socket's send buffer stayed full"))
+
+    def _failed(self, exc: OSError) -> None:
+        self.failed += 1
+        if self.failed == 1:
+            log.warning(
+                "rhythm-xray: segments could not be sent to the X-Ray daemon at %s:%s (%s); "
+                "counted, logged once", self._ip, self._port, exc,
+            )
+
+    def close(self) -> None:
+        self._socket.close()

@@ -1,0 +1,146 @@
+"""The ``xray`` provider's hook implementations."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.batching import TelemetryQueue
+from rhythm_core.telemetry import MetricPoint, Span, SpanContext
+
+from .settings import XRaySettings, resolve
+
+log = logging.getLogger("rhythm_xray")
+NAME = "xray"
+
+
+class _Backend:
+    """What one process sends through: segment documents to the daemon over UDP, EMF
+    documents to the CloudWatch agent, both from one queue's thread."""
+
+    def __init__(self, config: ObservabilityConfig, settings: XRaySettings) -> None:
+        self.settings = settings
+        self.sample_rate = config.traces.sample_rate
+        self.tracing = config.traces.enabled
+        # aws-xray-sdk and aws-embedded-metrics are imported here, each only when its half is
+        # on: never at import time, and a metrics-only worker does not load the X-Ray SDK
+        if self.tracing:
+            from aws_xray_sdk.core import xray_recorder
+
+            from .emitter import DaemonEmitter
+            from .segments import Documents
+
+            self.documents = Documents(settings.service, config.tags)
+            self.emitter = DaemonEmitter(settings.daemon, self.documents)
+            self.app_recorder: Any = xray_recorder  # the application's, read for propagation
+        self.flusher: Any = None
+        if config.metrics.enabled:
+            from .emf import Flusher, Metrics, Sink
+
+            self.flusher = Flusher(
+                Metrics(settings, config.tags), Sink(settings), config.metrics.interval
+            )
+        self.queue = TelemetryQueue(
+            "rhythm-xray", self.send_trace, self.add_point, after_batch=self.after_batch
+        )
+
+    def send_trace(self, trace_id: str, spans: list[Span]) -> None:
+        for entity in self.documents.entities(trace_id, spans):
+            self.emitter.send_entity(entity)
+
+    def add_point(self, point: MetricPoint) -> None:
+        self.flusher.metrics.add(point)
+
+    def after_batch(self) -> None:
+        if self.flusher is not None and self.flusher.due():
+            self.flusher.flush()
+
+    def flush(self, timeout: float) -> bool:
+        done = self.queue.flush(timeout)
+        if self.flusher is not None:
+            self.flusher.flush()
+        return done
+
+    def shutdown(self, timeout: float) -> None:
+        self.queue.shutdown(timeout)
+        if self.flusher is not None:
+            self.flusher.flush()
+            self.flusher.sink.close()
+        if self.tracing:
+            self.emitter.close()
+
+
+class XRayPlugin:
+    """Spans of rhythm-core as X-Ray segments, metrics as CloudWatch EMF documents."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.backend: _Backend | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
+        backend = _Backend(config, resolve(config))
+        with self._lock:
+            self.backend = backend
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        with self._lock:
+            backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.shutdown(timeout)
+
+    # -- spans and metrics -----------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        """Queued; the queue's thread builds the documents with the core's ids and times."""
+        backend = self.backend
+        if backend is not None and backend.tracing:
+            backend.queue.put(span)
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        backend = self.backend
+        if backend is not None and backend.flusher is not None:
+            backend.queue.put(point)
+
+    # -- propagation -----------------------------------------------------------------------
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
+        """``X-Amzn-Trace-Id`` for the core's span; with no core span, for the application's
+        open segment or subsegment (a web request), which then parents the execution."""
+        backend = self.backend
+        if backend is None or not backend.tracing:
+            return
+        from .propagation import HEADER, current_entity, entity_header, header
+
+        if span is not None:
+            carrier.setdefault(HEADER, header(span.trace_id, span.span_id, span.sampled))
+            return
+        entity = current_entity(backend.app_recorder)
+        value = entity_header(entity) if entity is not None else None
+        if value:
+            carrier.setdefault(HEADER, value)
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        backend = self.backend
+        if backend is None or not backend.tracing:
+            return None
+        from .propagation import read
+
+        return read(carrier, backend.sample_rate)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Send everything queued and every metric summed so far, now."""
+        backend = self.backend
+        return True if backend is None else backend.flush(timeout)
