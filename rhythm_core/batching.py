@@ -186,8 +186,7 @@ class TelemetryQueue:
         if left:
             self.dropped += len(left)
             self._log.warning(
-                "%s: %d spans and metric points were still queued when the worker stopped; "
-                "dropped",
+                "%s: %d spans and metric points still queued at shutdown were dropped",
                 self.name,
                 len(left),
             )

@@ -32,3 +32,35 @@ def test_a_full_queue_refuses_and_shutdown_returns_what_is_left() -> None:
     left = queue.shutdown(0.2)  # the thread is still stuck: the queued items come back
     assert left == [1, 2, 3, 4]
     release.set()
+
+
+def test_telemetry_queue_groups_spans_by_trace_and_isolates_failures() -> None:
+    from rhythm_core.batching import TelemetryQueue
+    from rhythm_core.telemetry import COUNTER, MetricPoint, Span
+
+    traces: list[tuple[str, list[str]]] = []
+    points: list[float] = []
+    after: list[int] = []
+
+    def send_trace(trace_id: str, spans: list[Span]) -> None:
+        if trace_id == "b" * 32:
+            raise RuntimeError("this trace's backend call fails")
+        traces.append((trace_id, [s.name for s in spans]))
+
+    def send_point(point: MetricPoint) -> None:
+        if point.value < 0:
+            raise ValueError("a bad point")
+        points.append(point.value)
+
+    queue = TelemetryQueue("rhythm-test", send_trace, send_point,
+                           after_batch=lambda: after.append(1), interval=60)
+    for trace, name in (("a", "one"), ("b", "two"), ("a", "three"), ("c", "four")):
+        queue.put(Span(name, trace * 32, "1" * 16, None, 0))
+    for value in (1.0, -1.0, 2.0):
+        queue.put(MetricPoint("m", COUNTER, value, "1", {}, 0))
+    assert queue.flush(5)
+    assert traces == [("a" * 32, ["one", "three"]), ("c" * 32, ["four"])]
+    assert points == [1.0, 2.0]  # the bad point lost itself alone
+    assert after  # called after each batch
+    queue.shutdown(1)
+    assert queue.dropped == 0

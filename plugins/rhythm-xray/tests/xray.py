@@ -61,9 +61,10 @@ class MotoServer:
             try:
                 self.client.get_trace_summaries(StartTime=0, EndTime=1)
                 break
-            except Exception:
+            except Exception as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start:\n{self.log.read_text()}")
+                    log = self.log.read_text()
+                    raise RuntimeError(f"moto_server did not start:\n{log}") from exc
                 time.sleep(0.1)
 
     def documents(self, trace_id: str) -> list[dict[str, Any]]:

@@ -34,8 +34,14 @@ from .settings import STDOUT, XRaySettings
 log = logging.getLogger("rhythm_xray")
 MAX_VALUES = 1_000
 MAX_DIMENSION = 1_024  # CloudWatch's limit on a dimension value
-UNITS = {"s": "Seconds", "ms": "Milliseconds", "us": "Microseconds", "By": "Bytes",
-         "%": "Percent", "1": "None"}
+UNITS = {
+    "s": "Seconds",
+    "ms": "Milliseconds",
+    "us": "Microseconds",
+    "By": "Bytes",
+    "%": "Percent",
+    "1": "None",
+}
 KINDS_PROPERTY = "rhythm_metric_kinds"  # which statistic fits each metric, for Logs Insights
 Key = tuple[tuple[str, Any], ...]
 
@@ -108,8 +114,11 @@ class Metrics:
             except Exception as exc:  # the library refused it (too many dimensions...)
                 self.refused += 1
                 if self.refused == 1:
-                    log.warning("rhythm-xray: metrics with labels %s were not sent: %s "
-                                "(logged once)", dict(key), exc)
+                    log.warning(
+                        "rhythm-xray: metrics with labels %s were not sent: %s (logged once)",
+                        dict(key),
+                        exc,
+                    )
         return contexts
 
     def _context(self, key: Key, group: dict[str, _Series]) -> MetricsContext:
@@ -164,7 +173,9 @@ class Sink:
             if self.dropped == len(documents):
                 log.warning(
                     "rhythm-xray: EMF documents could not be sent to the CloudWatch agent at "
-                    "%s (%s); dropped and counted, logged once", self.endpoint, exc,
+                    "%s (%s); dropped and counted, logged once",
+                    self.endpoint,
+                    exc,
                 )
             return 0
         return len(documents)

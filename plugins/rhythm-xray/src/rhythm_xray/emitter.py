@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ log = logging.getLogger("rhythm_xray")
 RETRIES = 3  # a full socket buffer is retried this often, a millisecond apart
 
 
-class DaemonEmitter(UDPEmitter):  # type: ignore[misc]
+class DaemonEmitter(UDPEmitter):
     """Sends each entity as :meth:`Documents.datagrams` cuts it.
 
     The SDK's own address parsing lets ``AWS_XRAY_DAEMON_ADDRESS`` override any address it is
@@ -27,8 +28,9 @@ class DaemonEmitter(UDPEmitter):  # type: ignore[misc]
         self._documents = documents
         self.sent = 0
         self.failed = 0
-        super().__init__(None)  # the socket, non-blocking; no address from the environment
+        super().__init__(f"{address[0]}:{address[1]}")  # makes the non-blocking socket
         self._ip, self._port = address
+        self._udp: socket.socket = self._socket  # type: ignore[attr-defined]  # (no stub)
 
     def set_daemon_address(self, address: Any) -> None:
         """Kept as resolved (see the class docstring)."""
@@ -40,7 +42,7 @@ class DaemonEmitter(UDPEmitter):  # type: ignore[misc]
     def _send(self, datagram: bytes) -> None:
         for attempt in range(RETRIES + 1):
             try:
-                self._socket.sendto(datagram, (self._ip, self._port))
+                self._udp.sendto(datagram, (self._ip, self._port))
                 self.sent += 1
                 return
             except BlockingIOError:
@@ -56,8 +58,11 @@ class DaemonEmitter(UDPEmitter):  # type: ignore[misc]
         if self.failed == 1:
             log.warning(
                 "rhythm-xray: segments could not be sent to the X-Ray daemon at %s:%s (%s); "
-                "counted, logged once", self._ip, self._port, exc,
+                "counted, logged once",
+                self._ip,
+                self._port,
+                exc,
             )
 
     def close(self) -> None:
-        self._socket.close()
+        self._udp.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -76,17 +77,15 @@ def _exception_type(name: str) -> type[Exception]:
     return type(name or "Exception", (Exception,), {})
 
 
-def _frames(stack: str | None) -> list[tuple[str, int, str]]:
-    """(path, line, function) of each ``File ..., line N, in f`` line of a formatted
-    traceback, innermost last, as ``traceback.extract_tb`` gives them to the SDK."""
-    if not stack:
-        return []
+def _frames(stack: str | None) -> traceback.StackSummary:
+    """The ``File ..., line N, in f`` lines of a formatted traceback, innermost last, as
+    ``traceback.extract_tb`` would give them to the SDK."""
     frames = []
-    for line in stack.splitlines():
+    for line in (stack or "").splitlines():
         found = FRAME.match(line)
         if found:
-            frames.append((found["path"], int(found["line"]), found["label"]))
-    return frames[-STACK_FRAMES:]
+            frames.append((found["path"], int(found["line"]), found["label"], None))
+    return traceback.StackSummary.from_list(frames[-STACK_FRAMES:])
 
 
 class Documents:
@@ -128,8 +127,9 @@ class Documents:
         return documents
 
     def _segment(self, span: Span, xray_id: str) -> Segment:
-        segment = Segment(self.service, entityid=span.span_id, traceid=xray_id,
-                          parent_id=span.parent_span_id)
+        segment = Segment(
+            self.service, entityid=span.span_id, traceid=xray_id, parent_id=span.parent_span_id
+        )
         segment.annotations.update(self.tag_annotations)
         segment.annotations["rhythm_span"] = span.name
         self._fill(segment, span)

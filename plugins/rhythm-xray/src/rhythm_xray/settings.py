@@ -55,9 +55,9 @@ def daemon_address(key: str, value: str) -> tuple[str, int]:
     parts = text.split()
     if len(parts) == 2:
         udp = [p for p in parts if p.startswith("udp:")]
-        text = udp[0][len("udp:"):] if len(udp) == 1 else ""
+        text = udp[0][len("udp:") :] if len(udp) == 1 else ""
     elif text.startswith("udp://"):
-        text = text[len("udp://"):]
+        text = text[len("udp://") :]
     host, sep, port = text.rpartition(":")
     if not sep or not host or "/" in host:
         raise ConfigError(
@@ -97,12 +97,20 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
             return variable, env[variable]
         return "", None
 
-    where, value = pick("daemon_address", config.traces.endpoint,
-                        "the traces endpoint (RHYTHM_TRACING_ENDPOINT)", "AWS_XRAY_DAEMON_ADDRESS")
+    where, value = pick(
+        "daemon_address",
+        config.traces.endpoint,
+        "the traces endpoint (RHYTHM_TRACING_ENDPOINT)",
+        "AWS_XRAY_DAEMON_ADDRESS",
+    )
     daemon = daemon_address(where, str(value)) if where else DEFAULT_DAEMON
 
-    where, value = pick("emf_endpoint", config.metrics.endpoint,
-                        "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)", "AWS_EMF_AGENT_ENDPOINT")
+    where, value = pick(
+        "emf_endpoint",
+        config.metrics.endpoint,
+        "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)",
+        "AWS_EMF_AGENT_ENDPOINT",
+    )
     if not where and env.get("AWS_EMF_ENVIRONMENT", "").lower() in ("local", "lambda"):
         where, value = "AWS_EMF_ENVIRONMENT", STDOUT  # where the library itself would print
     endpoint = emf_endpoint(where, str(value)) if where else DEFAULT_EMF
