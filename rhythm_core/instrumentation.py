@@ -216,12 +216,11 @@ class Instruments:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
             # is parsed or allocated unless the attempt fails or creates something.
             carrier = row.trace_context
-            if carrier is None:
-                lazy = (
-                    random.random() >= rate
-                    and is_trace_id(row.trace_id)
-                    and is_span_id(row.span_id)
-                )
+            decide = random.random
+            if carrier is None:  # enqueued with tracing off: this worker is the root
+                drawn = random.random()
+                lazy = drawn >= rate and is_trace_id(row.trace_id) and is_span_id(row.span_id)
+                decide = lambda drawn=drawn: drawn  # noqa: E731  # one draw per row, not two
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
             if lazy:
@@ -234,7 +233,7 @@ class Instruments:
                     buffer=[] if keep_errors else None,
                 )
                 continue
-            context = read_claimed(row.trace_id, row.span_id, carrier, rate)
+            context = read_claimed(row.trace_id, row.span_id, carrier, rate, decide)
             record = row.record = AttemptRecord(
                 context,
                 start_ns,

@@ -161,6 +161,24 @@ def test_workflow_children_inherit_the_sampling_decision(start_worker, observe, 
     assert {s.trace_id for s in recorder.spans} == kept
 
 
+def test_rows_enqueued_with_tracing_off_are_sampled_at_the_rate(start_worker, observe,
+                                                                 db) -> None:
+    """The claiming worker is such a row's root: it decides once, at the configured rate."""
+    ids = traced.plain.queue_many([(i,) for i in range(400)])  # no tracing here: no carrier
+    assert db.execute("SELECT count(*) FROM executions WHERE trace_context IS NULL"
+                      ).fetchone()[0] == 400
+    recorder = RecordingPlugin()
+    block = tracing(recorder, sample_rate=0.5, sample_errors=False)
+    observe(block)
+    start_worker("traced", observability=block)
+    for execution_id in ids:
+        rhythm_core.wait(execution_id, timeout=20)
+    recorder.wait_for(lambda r: r.total("rhythm.executions.completed") == 400)
+    kept = {s.trace_id for s in recorder.spans if s.name == f"task.{traced.plain.name}"}
+    # binomial(400, 0.5): 200 +- 25 is five standard deviations; rate squared would be ~100
+    assert 150 <= len(kept) <= 250, len(kept)
+
+
 # -- zero cost when off ----------------------------------------------------------------------
 
 

@@ -49,6 +49,30 @@ NOT_IN_NAME = re.compile(r"[?;*()!$~^<>]")
 NOT_ANNOTATION = re.compile(r"[^A-Za-z0-9_]")
 
 
+class _PlainMetadata(Entity):
+    """Serialized as the SDK serializes it, except for the metadata: the SDK walks every
+    metadata value looking for objects to convert (half the cost of a document), and the
+    core's attributes are already strings, numbers and booleans."""
+
+    def to_dict(self) -> dict[str, Any]:
+        metadata, self.metadata = self.metadata, {}
+        try:
+            document: dict[str, Any] = super().to_dict()
+        finally:
+            self.metadata = metadata
+        if metadata:
+            document["metadata"] = metadata
+        return document
+
+
+class _Segment(_PlainMetadata, Segment):
+    pass
+
+
+class _Subsegment(_PlainMetadata, Subsegment):
+    pass
+
+
 def xray_trace_id(trace_id: str) -> str:
     """The core's 32 hex digits, whose first 8 are the Unix time, as X-Ray writes them."""
     return f"1-{trace_id[:8]}-{trace_id[8:]}"
@@ -126,8 +150,8 @@ class Documents:
             made[span.span_id].close((span.end_ns or span.start_ns) / 1e9)
         return documents
 
-    def _segment(self, span: Span, xray_id: str) -> Segment:
-        segment = Segment(
+    def _segment(self, span: Span, xray_id: str) -> _Segment:
+        segment = _Segment(
             self.service, entityid=span.span_id, traceid=xray_id, parent_id=span.parent_span_id
         )
         segment.annotations.update(self.tag_annotations)
@@ -135,9 +159,9 @@ class Documents:
         self._fill(segment, span)
         return segment
 
-    def _subsegment(self, span: Span, anchor: Segment) -> Subsegment:
+    def _subsegment(self, span: Span, anchor: Segment) -> _Subsegment:
         database = span.kind in (CLIENT, PRODUCER) and "db.system.name" in span.attributes
-        subsegment = Subsegment(entity_name(span.name), "remote" if database else "local", anchor)
+        subsegment = _Subsegment(entity_name(span.name), "remote" if database else "local", anchor)
         subsegment.id = span.span_id
         subsegment.parent_id = span.parent_span_id  # replaced when nested in its parent
         if database:
