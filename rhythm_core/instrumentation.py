@@ -11,10 +11,11 @@ when their trace is sampled, and buffered otherwise.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -216,11 +217,11 @@ class Instruments:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
             # is parsed or allocated unless the attempt fails or creates something.
             carrier = row.trace_context
-            decide = random.random
+            decide: Callable[[], float] = random.random
             if carrier is None:  # enqueued with tracing off: this worker is the root
                 drawn = random.random()
                 lazy = drawn >= rate and is_trace_id(row.trace_id) and is_span_id(row.span_id)
-                decide = lambda drawn=drawn: drawn  # noqa: E731  # one draw per row, not two
+                decide = itertools.repeat(drawn).__next__  # one draw per row, not two
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
             if lazy:
