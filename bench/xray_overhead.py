@@ -66,9 +66,14 @@ def main(argv: list[str] | None = None) -> int:
                            "endpoint": f"127.0.0.1:{daemon_port}"},
                 "metrics": {"enabled": True, "endpoint": f"tcp://127.0.0.1:{emf_port}"}}
 
+    backends: dict[int, Any] = {}  # each run's, for what its queue dropped
+
     def flushed() -> bool:  # the timed window includes building and sending every document
         import rhythm_xray
 
+        backend = rhythm_xray.plugin.backend
+        if backend is not None:
+            backends[id(backend)] = backend
         return rhythm_xray.plugin.flush(60)
 
     blocks = {"off": OFF, "xray-default": xray(0.1), "xray-100": xray(1.0)}
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print_comparison(results, "xray", args.tasks, args.rounds,
                      f"each timed from the first claim until the plugin's queue was empty and "
                      f"its metrics sent; datagrams received: {int(datagrams):,}, EMF bytes: "
-                     f"{int(emf_bytes):,}")
+                     f"{int(emf_bytes):,}; spans and points dropped because the plugin's queue "
+                     f"was full: {sum(b.queue.dropped for b in backends.values()):,}")
     imported, bare = import_seconds(IMPORTS)
     print(f"\nImporting aws-xray-sdk (its core, segments and subsegments) and aws-embedded-"
           f"metrics in a fresh interpreter: {imported * 1000:.0f} ms (median of 7; `pass` "

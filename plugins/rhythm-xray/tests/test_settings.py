@@ -3,6 +3,7 @@ variables, then AWS's own."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -63,6 +64,14 @@ def test_precedence_block_then_rhythm_then_aws_variables() -> None:
         resolve(resolve_config({"provider": "xray"}, {}), {"AWS_XRAY_DAEMON_ADDRESS": "x"})
 
 
+def _python(code: str) -> str:
+    """``code``'s output, run in a fresh interpreter (imports and stdout of its own)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_metrics_alone_do_not_load_the_xray_sdk() -> None:
     code = (
         "import sys\n"
@@ -72,9 +81,7 @@ def test_metrics_alone_do_not_load_the_xray_sdk() -> None:
         "print('aws_xray_sdk' in sys.modules, 'aws_embedded_metrics' in sys.modules)\n"
         "obs.shutdown(1.0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
+    assert _python(code).split() == ["False", "True"]
 
 
 def test_emf_to_stdout() -> None:
@@ -88,11 +95,7 @@ def test_emf_to_stdout() -> None:
         "    {'queue': 'q'}, 0))\n"
         "obs.shutdown(5.0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    import json
-
-    (line,) = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
-    assert line["rhythm.executions.created"] == 3 and line["queue"] == "q", done.stderr
+    (line,) = [json.loads(x) for x in _python(code).splitlines() if x.startswith("{")]
+    assert line["rhythm.executions.created"] == 3 and line["queue"] == "q"
     assert line["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
         {"Name": "rhythm.executions.created", "Unit": "Count"}]

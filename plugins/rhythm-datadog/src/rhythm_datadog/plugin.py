@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.backends import BackendPlugin
 from rhythm_core.batching import TelemetryQueue
 from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
 
@@ -172,30 +172,13 @@ def _point_ddtrace_at(agent_url: str | None) -> None:
         )
 
 
-class DatadogPlugin:
+class DatadogPlugin(BackendPlugin[_Backend]):
     """Spans of rhythm-core through ddtrace, metrics through DogStatsD."""
 
     name = NAME
 
-    def __init__(self) -> None:
-        self.backend: _Backend | None = None
-        self._lock = threading.Lock()
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @hookimpl
-    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
-        settings = resolve(config)
-        backend = _Backend(config, settings)
-        with self._lock:
-            self.backend = backend
-
-    @hookimpl
-    def rhythm_observability_shutdown(self, timeout: float) -> None:
-        with self._lock:
-            backend, self.backend = self.backend, None
-        if backend is not None:
-            backend.shutdown(timeout)
+    def build(self, config: ObservabilityConfig) -> _Backend:
+        return _Backend(config, resolve(config))
 
     # -- spans -----------------------------------------------------------------------------
 

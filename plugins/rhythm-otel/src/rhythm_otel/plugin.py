@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from opentelemetry.trace import SpanContext as OtelContext
 from opentelemetry.trace.span import TraceState
 
 from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.backends import BackendPlugin
 from rhythm_core.telemetry import ERROR, MetricPoint, Span, SpanContext
 
 from . import ids
@@ -38,30 +38,18 @@ def _remote(trace_id: str, span_id: str, sampled: bool = True) -> OtelContext:
     )
 
 
-class OtelPlugin:
+class OtelPlugin(BackendPlugin[Pipeline]):
     """Spans and metrics of rhythm-core through the OpenTelemetry SDK."""
 
     name = NAME
 
-    def __init__(self) -> None:
-        self.pipeline: Pipeline | None = None
-        self._lock = threading.Lock()
+    def build(self, config: ObservabilityConfig) -> Pipeline:
+        return Pipeline(config, resolve(config))
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @hookimpl
-    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
-        # also runs in a forked child: the parent's exporter threads did not come along
-        settings = resolve(config)
-        with self._lock:
-            self.pipeline = Pipeline(config, settings)
-
-    @hookimpl
-    def rhythm_observability_shutdown(self, timeout: float) -> None:
-        with self._lock:
-            pipeline, self.pipeline = self.pipeline, None
-        if pipeline is not None:
-            pipeline.shutdown(timeout)
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """This process's pipeline (exporters and readers), None when not configured."""
+        return self.backend
 
     @property
     def dropped_spans(self) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from rhythm_core import ObservabilityConfig, hookimpl
+from rhythm_core.backends import BackendPlugin
 from rhythm_core.batching import TelemetryQueue
 from rhythm_core.telemetry import MetricPoint, Span, SpanContext
 
@@ -73,29 +73,13 @@ class _Backend:
             self.emitter.close()
 
 
-class XRayPlugin:
+class XRayPlugin(BackendPlugin[_Backend]):
     """Spans of rhythm-core as X-Ray segments, metrics as CloudWatch EMF documents."""
 
     name = NAME
 
-    def __init__(self) -> None:
-        self.backend: _Backend | None = None
-        self._lock = threading.Lock()
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @hookimpl
-    def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
-        backend = _Backend(config, resolve(config))
-        with self._lock:
-            self.backend = backend
-
-    @hookimpl
-    def rhythm_observability_shutdown(self, timeout: float) -> None:
-        with self._lock:
-            backend, self.backend = self.backend, None
-        if backend is not None:
-            backend.shutdown(timeout)
+    def build(self, config: ObservabilityConfig) -> _Backend:
+        return _Backend(config, resolve(config))
 
     # -- spans and metrics -----------------------------------------------------------------
 
