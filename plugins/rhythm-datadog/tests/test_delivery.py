@@ -3,13 +3,10 @@ datagrams with the catalogue's names, types and tags."""
 
 from __future__ import annotations
 
-import signal
-import time
 from typing import Any
 
 from rhythm_core.catalogue import BY_NAME
-from rhythm_core.testing import scenario
-from rhythm_core.testing.failover import wait_until
+from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.processes import free_port
 
 from .agent import TestAgent, trace_id_of
@@ -19,26 +16,13 @@ from .statsd import StatsdListener
 TYPES = {"counter": "c", "gauge": "g", "histogram": "d"}
 
 
-def _completed(db: Any) -> int:
-    return int(db.execute("SELECT count(*) FROM executions WHERE status = 'completed'")
-               .fetchone()[0])
-
-
 def test_sigterm_loses_no_span(agent: TestAgent, statsd: StatsdListener,
                                rhythm_worker_process: Any, rhythm_db: Any) -> None:
-    scenario.noop.queue_many([()] * 500)
-    worker = rhythm_worker_process(datadog_env(agent.url, statsd.port))
-    wait_until(lambda: _completed(rhythm_db) >= 500, worker.output(), timeout=60)
-    worker.signal(signal.SIGTERM)  # at once: what ddtrace still buffers must be sent
-    assert worker.wait() == 0, worker.output()
-    rows = set(rhythm_db.execute("SELECT trace_id, span_id FROM executions").fetchall())
-
-    def received() -> set[tuple[str, str]]:
-        return {(trace_id_of(s), f"{s['span_id']:016x}") for s in agent.spans()
-                if s["name"] == f"task.{scenario.noop.name}"}
-
-    got = received()
-    assert len(rows) == 500 and rows <= got, f"{len(rows - got)} execution spans missing"
+    rows = delivery.run_then_sigterm(rhythm_worker_process,
+                                     datadog_env(agent.url, statsd.port), rhythm_db)
+    got = {(trace_id_of(s), f"{s['span_id']:016x}") for s in agent.spans()
+           if s["name"] == f"task.{scenario.noop.name}"}
+    assert rows <= got, f"{len(rows - got)} execution spans missing"
 
 
 def test_metrics_are_dogstatsd_datagrams_from_the_catalogue(
@@ -71,10 +55,5 @@ def test_metrics_are_dogstatsd_datagrams_from_the_catalogue(
 def test_no_agent_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> None:
     # a process of its own: ddtrace takes its agent address once per process, at import
     closed = free_port()  # nothing listens there
-    worker = rhythm_worker_process(datadog_env(f"http://127.0.0.1:{closed}", closed))
-    began = time.monotonic()
-    scenario.noop.queue_many([()] * 1000)
-    wait_until(lambda: _completed(rhythm_db) >= 1000, "executions did not all complete", 60)
-    assert time.monotonic() - began < 30, worker.output()  # nothing waited on the agent
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output()  # and the stop is not held up either
+    delivery.run_without_backend(
+        rhythm_worker_process, datadog_env(f"http://127.0.0.1:{closed}", closed), rhythm_db)

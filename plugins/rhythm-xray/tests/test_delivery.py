@@ -3,14 +3,12 @@ datagram; metrics as valid EMF documents with the catalogue's names."""
 
 from __future__ import annotations
 
-import signal
-import time
 from typing import Any
 
 import rhythm_core
 from rhythm_core import task
 from rhythm_core.catalogue import BY_NAME
-from rhythm_core.testing import scenario
+from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.failover import wait_until
 from rhythm_core.testing.processes import free_port
 
@@ -32,20 +30,10 @@ async def many_spans(size: int) -> int:
     return SPANS
 
 
-def _completed(db: Any) -> int:
-    return int(db.execute("SELECT count(*) FROM executions WHERE status = 'completed'")
-               .fetchone()[0])
-
-
 def test_sigterm_loses_no_span(daemon: Daemon, emf: EmfListener, reader: Reader,
                                rhythm_worker_process: Any, rhythm_db: Any) -> None:
-    scenario.noop.queue_many([()] * 500)
-    worker = rhythm_worker_process(xray_env(daemon.address, emf.endpoint))
-    wait_until(lambda: _completed(rhythm_db) >= 500, worker.output(), timeout=60)
-    worker.signal(signal.SIGTERM)  # at once: what the plugin still queues must be sent
-    assert worker.wait() == 0, worker.output()
-    rows = rhythm_db.execute("SELECT trace_id, span_id FROM executions").fetchall()
-    assert len(rows) == 500
+    rows = delivery.run_then_sigterm(rhythm_worker_process,
+                                     xray_env(daemon.address, emf.endpoint), rhythm_db)
     wait_until(daemon.settled, "the daemon stand-in did not forward everything", 60)
 
     def missing() -> list[tuple[str, str]]:
@@ -118,13 +106,8 @@ def test_metrics_are_emf_documents_from_the_catalogue(emf: EmfListener, rhythm_w
 
 def test_no_daemon_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> None:
     closed = free_port()  # nothing listens there, for segments or for EMF
-    worker = rhythm_worker_process(
-        xray_env(f"127.0.0.1:{closed}", f"tcp://127.0.0.1:{closed}"))
-    began = time.monotonic()
-    scenario.noop.queue_many([()] * 1000)
-    wait_until(lambda: _completed(rhythm_db) >= 1000, "executions did not all complete", 60)
-    assert time.monotonic() - began < 30, worker.output()  # nothing waited on the daemon
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output()  # and the stop is not held up either
+    worker = delivery.run_without_backend(
+        rhythm_worker_process,
+        xray_env(f"127.0.0.1:{closed}", f"tcp://127.0.0.1:{closed}"), rhythm_db)
     output = worker.output()
     assert output.count("could not be sent to the CloudWatch agent") == 1, output[-3000:]
