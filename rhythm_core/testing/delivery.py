@@ -41,7 +41,10 @@ def run_then_sigterm(
 
 
 def run_without_backend(
-    start_worker: StartWorker, env: Mapping[str, str], db: Any, count: int = 1000,
+    start_worker: StartWorker,
+    env: Mapping[str, str],
+    db: Any,
+    count: int = 1000,
     within: float = 30.0,
 ) -> WorkerProcess:
     """With ``env`` pointing the plugin where nothing listens, ``count`` executions complete

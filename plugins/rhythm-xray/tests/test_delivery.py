@@ -21,6 +21,12 @@ SPANS = 120
 
 
 @task(queue=QUEUE, retries=0)
+async def many_metrics(count: int) -> None:
+    for n in range(count):
+        rhythm_core.metrics.increment(f"orders.step{n:03d}", tags={"shop": "north"})
+
+
+@task(queue=QUEUE, retries=0)
 async def many_spans(size: int) -> int:
     for n in range(SPANS):
         with rhythm_core.trace.span("step", n=n, payload="x" * size):
@@ -102,6 +108,20 @@ def test_metrics_are_emf_documents_from_the_catalogue(emf: EmfListener, rhythm_w
     durations = [v for d in emf.received() if "rhythm.execution.duration" in d.names
                  for v in d.values("rhythm.execution.duration")]
     assert len(durations) >= 150 and all(v >= 0 for v in durations)
+
+
+def test_a_label_set_with_many_metrics_is_split_by_the_library(
+    emf: EmfListener, rhythm_worker: Any
+) -> None:
+    rhythm_worker(QUEUE, observability={
+        "provider": "xray",
+        "metrics": {"enabled": True, "interval": 0.3, "endpoint": emf.endpoint}})
+    rhythm_core.wait(many_metrics.queue(250), timeout=30)
+    names = {f"orders.step{n:03d}" for n in range(250)}
+    documents = [d for d in emf.wait_for(names) if d.dimension("shop") == "north"]
+    assert names <= {n for d in documents for n in d.names}
+    assert len(documents) >= 3 and all(len(d.names) <= 100 for d in documents)
+    assert all(d.body["rhythm_metric_kinds"][n] == "counter" for d in documents for n in d.names)
 
 
 def test_no_daemon_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> None:
