@@ -126,10 +126,11 @@ class TelemetryQueue:
         batch: int = 256,
         interval: float = 0.2,
         pause_every: int = 16,
+        pause_between_traces: bool = True,
     ) -> None:
         self.name = name
         self._send_trace, self._send_point, self._after = send_trace, send_point, after_batch
-        self._pause_every = pause_every
+        self._pause_every, self._pause_between_traces = pause_every, pause_between_traces
         self._log = logging.getLogger(name.replace("-", "_"))
         self.dropped = 0
         self._queue: BatchQueue[Span | MetricPoint] = BatchQueue(
@@ -170,7 +171,8 @@ class TelemetryQueue:
                 self._send_trace(trace_id, spans)
             except Exception:
                 self._log.debug("%s: spans failed", self.name, exc_info=True)
-            let_others_run()
+            if self._pause_between_traces:
+                let_others_run()
         if self._after is not None:
             try:
                 self._after()

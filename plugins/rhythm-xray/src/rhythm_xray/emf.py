@@ -99,7 +99,7 @@ class Metrics:
                     if len(values) < MAX_VALUES:
                         values.append(value)
                     else:  # reservoir sampling: each observation kept with equal chance
-                        slot = random.randrange(series.count)
+                        slot = int(random.random() * series.count)
                         if slot < MAX_VALUES:
                             values[slot] = value
 

@@ -44,7 +44,12 @@ class _Backend:
                 Metrics(settings, config.tags), Sink(settings), config.metrics.interval
             )
         self.queue = TelemetryQueue(
-            "rhythm-xray", self.send_trace, self.add_point, after_batch=self.after_batch
+            "rhythm-xray",
+            self.send_trace,
+            self.add_point,
+            after_batch=self.after_batch,
+            # each trace ends in a sendto, which lets the event loop have the GIL anyway
+            pause_between_traces=False,
         )
 
     def send_trace(self, trace_id: str, spans: list[Span]) -> None:
