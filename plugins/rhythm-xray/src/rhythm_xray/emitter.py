@@ -10,6 +10,7 @@ from typing import Any
 from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
 
 from .segments import Documents
+from .udp import sender
 
 log = logging.getLogger("rhythm_xray")
 RETRIES = 3  # a full socket buffer is retried this often, a millisecond apart
@@ -31,6 +32,9 @@ class DaemonEmitter(UDPEmitter):
         super().__init__(f"{address[0]}:{address[1]}")  # makes the non-blocking socket
         self._ip, self._port = address
         self._udp: socket.socket = self._socket  # type: ignore[attr-defined]  # (no stub)
+        # connected: the address is resolved once, and a send needs no address (udp.py)
+        self._udp.connect(address)
+        self._send_datagram = sender(self._udp)
 
     def set_daemon_address(self, address: Any) -> None:
         """Kept as resolved (see the class docstring)."""
@@ -42,12 +46,17 @@ class DaemonEmitter(UDPEmitter):
     def _send(self, datagram: bytes) -> None:
         for attempt in range(RETRIES + 1):
             try:
-                self._udp.sendto(datagram, (self._ip, self._port))
+                self._send_datagram(datagram)
                 self.sent += 1
                 return
             except BlockingIOError:
                 if attempt < RETRIES:
                     time.sleep(0.001)
+            except ConnectionRefusedError:
+                # a connected UDP socket reports that an earlier datagram found no daemon
+                # (ICMP port unreachable); this one was not sent
+                self._failed(ConnectionRefusedError("nothing listens on the daemon port"))
+                return
             except OSError as exc:
                 self._failed(exc)
                 return
