@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -13,7 +12,6 @@ from rhythm_core.telemetry import MetricPoint, Span, SpanContext
 
 from .settings import XRaySettings, resolve
 
-log = logging.getLogger("rhythm_xray")
 NAME = "xray"
 
 
@@ -48,7 +46,10 @@ class _Backend:
             self.send_trace,
             self.add_point,
             after_batch=self.after_batch,
-            # each trace ends in a sendto, which lets the event loop have the GIL anyway
+            # no pause after each trace: each release of the GIL costs this thread up to the
+            # 5 ms switch interval to get it back from a busy event loop, and at 100%
+            # sampling it fell behind (BENCHMARKS.md); the interpreter still makes it yield
+            # to the loop every switch interval
             pause_between_traces=False,
         )
 
