@@ -100,6 +100,7 @@ class Observability:
         self._span_pairs: list[SpanPair] = []
         self._reporting_error = False
         self._shut = False
+        self._configured = False
         if not config.enabled:
             return
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
@@ -140,9 +141,11 @@ class Observability:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Observability:
-        """Run ``rhythm_observability_configure`` (again in children after a fork)."""
-        if not self.enabled:
+        """Run ``rhythm_observability_configure``, once (children after a fork are configured
+        again by the fork hook)."""
+        if not self.enabled or self._configured:
             return self
+        self._configured = True
         for plugin, configure in self._calls["rhythm_observability_configure"]:
             try:
                 configure(self.config)

@@ -38,3 +38,45 @@ def test_configure_builds_and_shutdown_stops_once() -> None:
     assert plugin.backend is None and backend.stopped == [3.0]
     plugin.rhythm_observability_shutdown(1.0)  # a second shutdown finds nothing to stop
     assert backend.stopped == [3.0]
+
+
+def test_configurations_share_the_backend_until_the_last_shuts_down() -> None:
+    plugin = _Plugin()
+    enqueueing = plugins.from_block({"plugins": [plugin], "service_name": "web",
+                                     "metrics": {"enabled": True}}).start()
+    first = plugin.backend
+    worker = plugins.from_block({"plugins": [plugin], "service_name": "worker",
+                                 "metrics": {"enabled": True}}).start()
+    second = plugin.backend
+    assert first is not None and second is not None and second.service == "worker"
+    assert first.stopped == [plugin.replaced_timeout]  # replaced: sent what it held
+    worker.shutdown(2.0)
+    assert plugin.backend is second and second.stopped == []  # the enqueueing side goes on
+    enqueueing.shutdown(3.0)
+    assert plugin.backend is None and second.stopped == [3.0]
+
+
+def test_a_forked_child_configures_its_own_backend() -> None:
+    import os
+
+    plugin = _Plugin()
+    observability = plugins.from_block({"plugins": [plugin], "metrics": {"enabled": True}})
+    observability.start()
+    parent_backend = plugin.backend
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the core's fork hook configured the child again
+        child_backend = plugin.backend
+        observability.shutdown(1.0)
+        fresh = child_backend is not None and child_backend is not parent_backend
+        stopped = child_backend is not None and child_backend.stopped == [1.0]
+        os.write(write, f"{fresh} {stopped} {plugin.backend is None}".encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as answer:
+        assert answer.read() == "True True True"
+    assert plugin.backend is parent_backend and parent_backend is not None
+    assert parent_backend.stopped == []  # the child's shutdown did not touch the parent's
+    observability.shutdown(1.0)
+    assert parent_backend.stopped == [1.0]

@@ -131,3 +131,30 @@ def test_no_daemon_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) ->
         xray_env(f"127.0.0.1:{closed}", f"tcp://127.0.0.1:{closed}"), rhythm_db)
     output = worker.output()
     assert output.count("could not be sent to the CloudWatch agent") == 1, output[-3000:]
+
+
+def test_a_stopped_worker_does_not_silence_the_enqueueing_side(
+    daemon: Daemon, reader: Reader, rhythm_db: Any
+) -> None:
+    """One process enqueues with the xray provider and runs a worker with it too; the worker
+    stops, and what the application enqueues afterwards is still traced."""
+    from rhythm_core import Worker, plugins
+
+    block = {"provider": "xray",
+             "traces": {"enabled": True, "sample_rate": 1.0, "endpoint": daemon.address}}
+    enqueueing = plugins.from_block(block)
+    worker = Worker(scenario.QUEUE, observability=block, poll_interval=0.2)
+    thread = worker.start_in_thread()
+    plugins.activate(enqueueing)  # the application's own configuration, for .queue()
+    try:
+        rhythm_core.wait(scenario.noop.queue(), timeout=30)
+        worker.stop()
+        thread.join(30)  # the worker has shut its observability down
+        assert not thread.is_alive()
+        later = scenario.noop.queue()  # nobody runs it now; its creation is still traced
+    finally:
+        enqueueing.shutdown(5.0)
+        plugins.activate(plugins.DISABLED)
+    trace_id = rhythm_core.get_execution(later).trace_id
+    spans = wait_until(lambda: reader.spans(trace_id), "the enqueueing side went silent")
+    assert [s.name for s in spans] == ["db.create_execution"]
