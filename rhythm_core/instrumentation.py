@@ -15,7 +15,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -217,11 +217,10 @@ class Instruments:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
             # is parsed or allocated unless the attempt fails or creates something.
             carrier = row.trace_context
-            decide: Callable[[], float] = random.random
+            drawn: float | None = None
             if carrier is None:  # enqueued with tracing off: this worker is the root
                 drawn = random.random()
                 lazy = drawn >= rate and is_trace_id(row.trace_id) and is_span_id(row.span_id)
-                decide = itertools.repeat(drawn).__next__  # one draw per row, not two
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
             if lazy:
@@ -234,6 +233,8 @@ class Instruments:
                     buffer=[] if keep_errors else None,
                 )
                 continue
+            # a root's decision is the draw above: one draw per row, not two
+            decide = random.random if drawn is None else itertools.repeat(drawn).__next__
             context = read_claimed(row.trace_id, row.span_id, carrier, rate, decide)
             record = row.record = AttemptRecord(
                 context,

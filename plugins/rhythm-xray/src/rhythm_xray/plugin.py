@@ -20,7 +20,6 @@ class _Backend:
     documents to the CloudWatch agent, both from one queue's thread."""
 
     def __init__(self, config: ObservabilityConfig, settings: XRaySettings) -> None:
-        self.settings = settings
         self.sample_rate = config.traces.sample_rate
         self.tracing = config.traces.enabled
         # aws-xray-sdk and aws-embedded-metrics are imported here, each only when its half is

@@ -182,7 +182,7 @@ class Documents:
             annotations["rhythm_queue"] = attributes[QUEUE_FALLBACK]
         if span.kept_for_error:
             annotations["rhythm_kept_for_error"] = True
-        entity.metadata = {"rhythm": dict(attributes)}
+        entity.metadata = {"rhythm": attributes}  # read-only here, as the core asks
         if span.status == ERROR:
             # fault: the failure is the worker's own, not a caller's (X-Ray's "error")
             exception = _exception_type(span.error_type or "Exception")(span.error_message or "")
