@@ -45,9 +45,7 @@ def rhythm_span_start(span: Span) -> None:
 
     Fires when the core opens a span. Spans the core builds after the fact (execution spans,
     spans of a failed execution kept by ``sample_errors``) get this hook and
-    :func:`rhythm_span_end` one after the other; use ``span.start_ns``, not the clock. The
-    spans of claims and reports come from the worker's telemetry thread, a user's spans from
-    the thread that runs the user's code: hooks must be thread-safe.
+    :func:`rhythm_span_end` one after the other; use ``span.start_ns``, not the clock.
 
     :param span: the span; keep your native span object in ``span.native[<plugin name>]``.
         Its ids (``trace_id``, ``span_id``, ``parent_span_id``) are the core's and must be the
@@ -70,8 +68,7 @@ def rhythm_metric_emit(point: MetricPoint) -> None:
 
     Fires for every counter increment, histogram observation and gauge reading, from the
     engine's catalogue and from ``rhythm_core.metrics``. Aggregate in process; do not do I/O
-    here. Points of claims and reports come from the worker's telemetry thread, others from
-    the thread that records them.
+    here.
 
     :param point: name, kind (``counter``, ``histogram``, ``gauge``), value, unit, attributes
         and time. A histogram point may carry several observations (``point.observations``,

@@ -6,20 +6,13 @@ execution's attempt are built when its outcome is written, from timings taken al
 way: only then is it known whether an unsampled trace must be kept because the attempt
 failed (``sample_errors``). Spans opened by user code (``rhythm_core.trace.span``) are live
 when their trace is sampled, and buffered otherwise.
-
-On the event loop only timings are taken and sampling decided; turning a batch of claims or
-outcomes into metric points and spans, and handing them to the plugins, is done by one
-telemetry thread (:meth:`Instruments.open`), in order. The loop waits on PostgreSQL for much
-of each claim and report: that work fills those waits instead of delaying the next claim.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -28,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import store
-from .batching import BatchQueue, let_others_run
 from .plugins import Observability
 from .serialization import encode
 from .telemetry import (
@@ -114,15 +106,6 @@ current: ContextVar[Position | AttemptRecord | None] = ContextVar(
 
 # Serialization spans for smaller payloads would be noise (the metric still sees them all).
 SERIALIZATION_SPAN_MIN_BYTES = 1024
-# Claim and report batches waiting for the telemetry thread (each up to a claim batch of
-# executions). Past this the loop does the work itself: slower, nothing lost.
-MAX_DEFERRED_BATCHES = 1000
-DEFERRED_INTERVAL = 0.05  # seconds: how stale telemetry may get when the worker is quiet
-# Executions whose spans the telemetry thread builds before it lets the loop have the GIL:
-# each pause costs tens of µs, not pausing keeps a loop that wants to claim waiting.
-PAUSE_EVERY = 8
-
-log = logging.getLogger("rhythm.observability")
 
 
 def _seconds(start_ns: int, end_ns: int) -> float:
@@ -152,62 +135,6 @@ class Instruments:
         self._encode_values = self._series_values(
             "rhythm.serialization.duration", {"direction": "serialize", "format": "json"}
         )
-        # Work from claims and reports: done by the telemetry thread once open(), else at
-        # once. Whoever runs it holds the lock, so the series above have one writer at a time.
-        self._later: BatchQueue[tuple[Any, tuple[Any, ...]]] | None = None
-        self._working = threading.Lock()
-        self._pause: Any = _nothing
-
-    # -- the telemetry thread ----------------------------------------------------------------
-
-    def open(self) -> None:
-        """Start the telemetry thread (the worker does, when it starts running)."""
-        if self._later is None:
-            self._later = BatchQueue(
-                self._run_later,
-                name=f"rhythm-telemetry-{self.worker_id}"[:60],
-                max_size=MAX_DEFERRED_BATCHES,
-                batch=8,
-                interval=DEFERRED_INTERVAL,
-                on_full=self._run_now,
-            )
-
-    def close(self, timeout: float) -> None:
-        """Finish the work queued so far (what the thread did not reach in ``timeout``
-        seconds is done here), then work inline again."""
-        later, self._later = self._later, None
-        if later is not None:
-            for item in later.shutdown(timeout):
-                self._run_now(item)
-
-    def settle(self, timeout: float = 10.0) -> bool:
-        """Wait until the work queued so far was handed to the plugins."""
-        later = self._later
-        return later is None or later.flush(timeout)
-
-    def _defer(self, work: Any, *args: Any) -> None:
-        later = self._later
-        if later is None:
-            self._run_now((work, args))
-        else:
-            later.put((work, args))
-
-    def _run_now(self, item: tuple[Any, tuple[Any, ...]]) -> None:
-        work, args = item
-        with self._working:
-            try:
-                work(*args)
-            except Exception:  # a bug here must not stop the thread or fail an execution
-                log.exception("rhythm: recording telemetry failed")
-
-    def _run_later(self, items: list[tuple[Any, tuple[Any, ...]]]) -> None:
-        self._pause = let_others_run  # between executions' spans, within a long batch
-        try:
-            for item in items:
-                self._run_now(item)
-                let_others_run()  # the loop may want the GIL back for a claim or report
-        finally:
-            self._pause = _nothing
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -239,15 +166,6 @@ class Instruments:
                 values.clear()
 
     def query(self, operation: str, start_ns: int, end_ns: int) -> None:
-        """A statement of ``operation`` ran (heartbeat work, from the loop)."""
-        if self.metering:
-            self._defer(self._query, operation, start_ns, end_ns)
-
-    def _query(self, operation: str, start_ns: int, end_ns: int) -> None:
-        self._record_query(operation, start_ns, end_ns)
-        self.flush()
-
-    def _record_query(self, operation: str, start_ns: int, end_ns: int) -> None:
         if self.metering:
             self.observe(
                 "rhythm.db.query.duration",
@@ -263,26 +181,13 @@ class Instruments:
     def claimed(self, rows: list[Claimed], queues: list[str], start_ns: int, end_ns: int) -> None:
         """A claim statement ran (``rows`` may be empty: an idle poll, which makes no span)."""
         if self.metering:
-            self._defer(self._claim_metrics, rows, queues, start_ns, end_ns)
-        # Everything per row is done here, in one tight loop per batch rather than scattered
-        # through each execution: in a busy event loop that is several times cheaper.
-        if not self.tracing:
-            for row in rows:
-                row.record = AttemptRecord(None, start_ns, end_ns)
-            return
-        self._decide(rows, start_ns, end_ns)
-
-    def _claim_metrics(
-        self, rows: list[Claimed], queues: list[str], start_ns: int, end_ns: int
-    ) -> None:
-        if self.metering:
             queue_label = queues[0] if len(queues) == 1 else ",".join(queues)
             self.observe(
                 "rhythm.claim_loop.duration",
                 _seconds(start_ns, end_ns),
                 self.labels(("worker_id", self.worker_label), ("queue", queue_label)),
             )
-            self._record_query("claim", start_ns, end_ns)
+            self.query("claim", start_ns, end_ns)
             for (queue, kind), n in Counter((row.queue, row.type) for row in rows).items():
                 self.count(
                     "rhythm.executions.claimed",
@@ -301,9 +206,12 @@ class Instruments:
                         self.labels(("workflow_name", row.function_name)),
                     )
             self.flush()
-
-    def _decide(self, rows: list[Claimed], start_ns: int, end_ns: int) -> None:
-        """Each claimed row's sampling: kept, or left unread unless its attempt fails."""
+        # Everything per row is done here, in one tight loop per batch rather than scattered
+        # through each execution: in a busy event loop that is several times cheaper.
+        if not self.tracing:
+            for row in rows:
+                row.record = AttemptRecord(None, start_ns, end_ns)
+            return
         rate, keep_errors = self.sample_rate, self.sample_errors
         for row in rows:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
@@ -403,14 +311,8 @@ class Instruments:
 
     def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
         """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
-        self._defer(self._reported, outcomes, start_ns, end_ns)
-
-    def _reported(
-        self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int
-    ) -> None:
         metering = self.metering
         by_outcome = self._by_outcome
-        kept = 0
         for row, kind in outcomes:
             record = row.record
             if record is None:
@@ -431,9 +333,6 @@ class Instruments:
             context = record.context
             if context is not None and context.sampled:
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
-                kept += 1
-                if not kept % PAUSE_EVERY:
-                    self._pause()
             elif (
                 (context is not None or record.lazy)
                 and self.sample_errors
@@ -446,7 +345,7 @@ class Instruments:
                 self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
-            self._record_query("report", start_ns, end_ns)
+            self.query("report", start_ns, end_ns)
             # each final outcome added one execution.duration observation to its label set
             # since the last flush: those counts are the completed counter's increments
             for (queue, status, kind), values in by_outcome.items():
@@ -606,20 +505,13 @@ class Instruments:
 
     def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         """A workflow pass ended by suspending (its children recorded)."""
-        self._defer(self._suspended, row, start_ns, end_ns)
-
-    def _suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         record = row.record
         if self.metering:
-            self._record_query("suspend", start_ns, end_ns)
+            self.query("suspend", start_ns, end_ns)
             self._attempt_metrics(row, record)
             self.flush()
         if record is not None and record.context is not None and record.context.sampled:
             self._attempt_spans(row, record, "suspended", False, start_ns, end_ns)
-
-
-def _nothing() -> None:
-    pass
 
 
 def emit_standalone(

@@ -226,8 +226,6 @@ class Worker:
             self._report_conn, self._instruments.reported if self._observed else None
         )
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rhythm-task")
-        if self._observed:
-            self._instruments.open()
         await self._heartbeat("active")
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -734,8 +732,6 @@ class Worker:
         await self._pool.close()
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):
             await conn.close()
-        if self._observed:  # the telemetry of the last outcomes reaches the plugins
-            await asyncio.to_thread(self._instruments.close, max(self.shutdown_timeout, 5.0))
         if self._observed and self._owns_observability:  # flush: nothing lost on a stop
             await asyncio.to_thread(self._obs.shutdown, max(self.shutdown_timeout, 5.0))
         log.info("rhythm: worker %s stopped", self.worker_id)
