@@ -266,5 +266,12 @@ class PluginConformance:
         execution_id = conformance_workflow.queue(10)
         assert rhythm_core.wait(execution_id, timeout=30) == 12
         trace_id = self._trace_of(rhythm_db, execution_id)
-        received = self._received(conformance_reader, trace_id, 3)
-        assert any(s.name == f"workflow.{conformance_workflow.name}" for s in received)
+        name = f"workflow.{conformance_workflow.name}"
+
+        def has_workflow_span(got: list[ReceivedSpan]) -> bool:
+            return any(s.name == name for s in got)
+
+        received = _poll(
+            lambda: conformance_reader.spans(trace_id), has_workflow_span, self.receive_timeout
+        )
+        assert has_workflow_span(received)

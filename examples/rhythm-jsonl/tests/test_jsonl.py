@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class TestJsonLinesConformance(PluginConformance):
 def test_selected_by_name_and_only_then_imported(tmp_path: Path) -> None:
     code = f"""
 import sys
+import time
 from rhythm_core import Worker
 assert "rhythm_jsonl" not in sys.modules
 Worker("x", observability={{"traces": {{"enabled": False}}}})
@@ -86,5 +88,10 @@ def test_spans_reach_the_file_by_name(rhythm_worker: Any, tmp_path: Path) -> Non
         "provider": "jsonl", "traces": {"enabled": True, "sample_rate": 1.0},
         "options": {"jsonl": {"path": str(path)}}})
     assert rhythm_core.wait(conformance_ok.queue(1), timeout=30) == 2
-    names = {r["name"] for r in FileReader(tmp_path)._records() if r["type"] == "span"}
-    assert f"task.{conformance_ok.name}" in names
+    wanted, deadline = f"task.{conformance_ok.name}", time.monotonic() + 10
+    while True:  # the outcome is committed (wait() returns) before its spans are emitted
+        names = {r["name"] for r in FileReader(tmp_path)._records() if r["type"] == "span"}
+        if wanted in names or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert wanted in names
