@@ -127,12 +127,30 @@ def truncate(url: str) -> None:
         conn.execute("ALTER TABLE executions SET (autovacuum_enabled = off)")
 
 
+class GcClock:
+    """Wall time this process spends in the garbage collector, while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+
 def alternate(
-    variants: dict[str, Callable[[], float]], rounds: int, per_run: int
+    variants: dict[str, Callable[[], float]],
+    rounds: int,
+    per_run: int,
+    gc_us: dict[str, list[float]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Run each variant (a call returning tasks/s) ``rounds`` times, A B C ... then ... C B A
     so that no variant always follows the same neighbour; returns tasks/s and this process's
-    CPU µs per execution, per variant, in round order."""
+    CPU µs per execution, per variant, in round order (and, into ``gc_us``, the µs per
+    execution spent collecting garbage)."""
     from rhythm_core import plugins
 
     rates: dict[str, list[float]] = {name: [] for name in variants}
@@ -142,9 +160,16 @@ def alternate(
         for name in order if round_no % 2 else reversed(order):
             plugins.activate(plugins.DISABLED)  # a previous variant's worker set its own
             gc.collect()  # the last variant's garbage is not this one's cost
+            clock = GcClock()
+            gc.callbacks.append(clock)
             began = time.process_time()  # this process: the worker, and any enqueueing
-            rates[name].append(variants[name]())
+            try:
+                rates[name].append(variants[name]())
+            finally:
+                gc.callbacks.remove(clock)
             cpu[name].append((time.process_time() - began) / per_run * 1e6)
+            if gc_us is not None:
+                gc_us.setdefault(name, []).append(clock.seconds / per_run * 1e6)
             print(f"round {round_no} {name:>12}: {rates[name][-1]:,.0f} tasks/s",
                   file=sys.stderr, flush=True)
     return rates, cpu

@@ -5,7 +5,10 @@
 - off vs removed: the engine with observability off, against the same engine with its
   instrumentation blocks deleted from the source (bench/bare.py). Target >= 0.99.
 - on (recording plugin, core layer only) vs off, at the default sample rate and at 100%.
-  Target >= 0.95 at the default.
+  Target >= 0.95 at the default. The recording plugin keeps every span and point in memory,
+  and the garbage collector's full passes grow with what it keeps; the same rows with a
+  plugin that receives everything and keeps nothing separate that from the core's own cost.
+  The last column is the time per execution spent collecting garbage.
 - ids vs no ids: trace and span ids written to every row (always done) against rows without
   them, enqueue and run together. Target: under 1% (ratio >= 0.99).
 
@@ -24,9 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, client, instrumentation
+from rhythm_core import Worker, client, hookimpl, instrumentation
 from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
 from rhythm_core.store import NewExecution
+from rhythm_core.telemetry import MetricPoint, Span
 from rhythm_core.testing import RecordingPlugin
 from rhythm_core.tracecontext import new_execution_id
 
@@ -51,9 +55,27 @@ def _untraced(row: NewExecution) -> str:
     return None  # type: ignore[return-value]
 
 
-def observed(rate: float) -> dict[str, Any]:
-    return {"plugins": [RecordingPlugin()], "traces": {"enabled": True, "sample_rate": rate},
-            "metrics": {"enabled": True}}
+class Discarding:
+    """Receives every span and metric point, keeps nothing."""
+
+    name = "discarding"
+
+    @hookimpl
+    def rhythm_span_start(self, span: Span) -> None:
+        pass
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        pass
+
+    @hookimpl
+    def rhythm_metric_emit(self, point: MetricPoint) -> None:
+        pass
+
+
+def observed(rate: float, plugin: object | None = None) -> dict[str, Any]:
+    return {"plugins": [plugin or RecordingPlugin()],
+            "traces": {"enabled": True, "sample_rate": rate}, "metrics": {"enabled": True}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,30 +129,42 @@ def main(argv: list[str] | None = None) -> int:
                                                     **common)),
             "on-100": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
                                                 observability=observed(1.0), **common)),
+            "discard-default": worker_run(lambda: Worker(
+                noop_async.queue_name, database_url=url,
+                observability=observed(DEFAULT_SAMPLE_RATE, Discarding()), **common)),
+            "discard-100": worker_run(lambda: Worker(
+                noop_async.queue_name, database_url=url,
+                observability=observed(1.0, Discarding()), **common)),
             "ids": end_to_end(True),
             "no-ids": end_to_end(False),
         }
-        rates, cpu = alternate(variants, args.rounds, args.tasks)
+        gc_us: dict[str, list[float]] = {}
+        rates, cpu = alternate(variants, args.rounds, args.tasks, gc_us)
         client.reset()
 
     m = {name: median(values) for name, values in rates.items()}
     c = {name: median(values) for name, values in cpu.items()}
     print(f"\n{args.tasks} no-op async tasks, concurrency {args.concurrency}, "
           f"{args.rounds} alternating rounds\n")
+    g = {name: median(values) for name, values in gc_us.items()}
     print("| comparison | A tasks/s | B tasks/s | ratio A/B | middle half of round ratios "
-          "| target | CPU µs/execution A - B |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| target | CPU µs/execution A - B | GC µs/execution A, B |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = [
         ("off / instrumentation removed", "off", "removed", ">= 0.99"),
         (f"on, recording plugin, sample rate {DEFAULT_SAMPLE_RATE} (default) / off",
          "on-default", "off", ">= 0.95"),
         ("on, recording plugin, sample rate 1.0 / off", "on-100", "off", "(reported)"),
+        (f"on, keep-nothing plugin, sample rate {DEFAULT_SAMPLE_RATE} (default) / off",
+         "discard-default", "off", "(reported)"),
+        ("on, keep-nothing plugin, sample rate 1.0 / off", "discard-100", "off", "(reported)"),
         ("ids in every row / no ids (enqueue + run)", "ids", "no-ids", ">= 0.99"),
     ]
     for label, a, b, target in rows:
         ratio, low, high = paired_ratios(rates, a, b)
         print(f"| {label} | {m[a]:,.0f} | {m[b]:,.0f} | {ratio:.3f} "
-              f"| {low:.3f} - {high:.3f} | {target} | {c[a] - c[b]:+.1f} |")
+              f"| {low:.3f} - {high:.3f} | {target} | {c[a] - c[b]:+.1f} "
+              f"| {g[a]:.1f}, {g[b]:.1f} |")
     return 0
 
 

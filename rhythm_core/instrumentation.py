@@ -401,7 +401,7 @@ class Instruments:
                 built.kept_for_error = True
                 attributes["rhythm.sampling.kept_for_error"] = True
             if links:
-                built.links = list(links)
+                built.links = links
             return built
 
         spans = [

@@ -75,7 +75,7 @@ class Span:
     error_stack: str | None = None
     sampled: bool = True
     kept_for_error: bool = False
-    links: list[SpanContext] = field(default_factory=list)
+    links: tuple[SpanContext, ...] = ()  # immutable: no list allocated per span
     native: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -31,7 +31,7 @@ def _spans() -> list[Span]:
                   error_stack="Traceback...\n", kept_for_error=True, sampled=False)
     root = Span("workflow.main", TRACE, "4444444444444444", None, 1, "producer", 30,
                 {}, ERROR, error_type="KeyError",
-                links=[SpanContext("fedcba9876543210fedcba9876543210", "5555555555555555")])
+                links=(SpanContext("fedcba9876543210fedcba9876543210", "5555555555555555"),))
     return [plain, failed, root]
 
 
