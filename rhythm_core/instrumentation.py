@@ -41,10 +41,9 @@ from .telemetry import (
 from .tracecontext import (
     CarrierError,
     ClaimedContext,
+    are_ids,
     build_carrier,
     execution_id_of,
-    is_span_id,
-    is_trace_id,
     new_execution_id,
     new_span_id,
     new_trace_id,
@@ -220,7 +219,7 @@ class Instruments:
             drawn: float | None = None
             if carrier is None:  # enqueued with tracing off: this worker is the root
                 drawn = random.random()
-                lazy = drawn >= rate and is_trace_id(row.trace_id) and is_span_id(row.span_id)
+                lazy = drawn >= rate and are_ids(row.trace_id, row.span_id)
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
             if lazy:
@@ -288,38 +287,45 @@ class Instruments:
             series = self._series[key] = (labels, [])
         return series[1]
 
-    def _attempt_metrics(self, row: Claimed, record: AttemptRecord) -> None:
-        """Histogram observations of one attempt, gathered when its outcome is known."""
-        if record.end:
-            status = "failed" if record.error is not None else "success"
-            key = (row.function_name, row.type, status)
-            values = self._by_function.get(key)
-            if values is None:
-                values = self._by_function[key] = self._series_values(
-                    "rhythm.function.execution.duration",
-                    {
-                        "function_name": row.function_name,
-                        "execution_type": row.type,
-                        "status": status,
-                    },
-                )
-            values.append((record.end - record.start) / 1e9)
-        if record.decode is not None:
-            self._decode_values.append((record.decode[1] - record.decode[0]) / 1e9)
-        if record.encode is not None:
-            self._encode_values.append((record.encode[1] - record.encode[0]) / 1e9)
+    def _function_values(self, row: Claimed, status: str) -> list[float]:
+        """The function duration series of a function, execution type and status."""
+        values = self._by_function[(row.function_name, row.type, status)] = self._series_values(
+            "rhythm.function.execution.duration",
+            {"function_name": row.function_name, "execution_type": row.type, "status": status},
+        )
+        return values
 
-    def reported(self, outcomes: Iterable[tuple[Claimed, str]], start_ns: int, end_ns: int) -> None:
-        """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`)."""
+    def reported(
+        self,
+        outcomes: Iterable[tuple[Claimed, str]],
+        start_ns: int,
+        end_ns: int,
+        operation: str = "report",
+    ) -> None:
+        """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`, or
+        ``suspended`` for a workflow pass, written by the ``suspend`` statement)."""
         metering = self.metering
-        by_outcome = self._by_outcome
+        by_outcome, by_function = self._by_outcome, self._by_function
+        decode_values, encode_values = self._decode_values, self._encode_values
         for row, kind in outcomes:
             record = row.record
             if record is None:
                 continue
             final = kind in (store.COMPLETED, store.FAILED)
             if metering:
-                self._attempt_metrics(row, record)
+                end = record.end
+                if end:
+                    status = "failed" if record.error is not None else "success"
+                    values = by_function.get((row.function_name, row.type, status))
+                    if values is None:
+                        values = self._function_values(row, status)
+                    values.append((end - record.start) / 1e9)
+                timing = record.decode
+                if timing is not None:
+                    decode_values.append((timing[1] - timing[0]) / 1e9)
+                timing = record.encode
+                if timing is not None:
+                    encode_values.append((timing[1] - timing[0]) / 1e9)
                 if final:
                     status = "success" if kind == store.COMPLETED else "failed"
                     key = (row.queue, status, row.type)
@@ -345,7 +351,7 @@ class Instruments:
                 self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
-            self.query("report", start_ns, end_ns)
+            self.query(operation, start_ns, end_ns)
             # each final outcome added one execution.duration observation to its label set
             # since the last flush: those counts are the completed counter's increments
             for (queue, status, kind), values in by_outcome.items():
@@ -505,13 +511,7 @@ class Instruments:
 
     def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         """A workflow pass ended by suspending (its children recorded)."""
-        record = row.record
-        if self.metering:
-            self.query("suspend", start_ns, end_ns)
-            self._attempt_metrics(row, record)
-            self.flush()
-        if record is not None and record.context is not None and record.context.sampled:
-            self._attempt_spans(row, record, "suspended", False, start_ns, end_ns)
+        self.reported([(row, "suspended")], start_ns, end_ns, operation="suspend")
 
 
 def emit_standalone(

@@ -67,6 +67,21 @@ def is_span_id(value: Any) -> bool:
     return isinstance(value, str) and _HEX16.fullmatch(value) is not None and value != _ZERO_SPAN
 
 
+_HEX48 = re.compile(r"[0-9a-f]{48}")
+
+
+def are_ids(trace_id: Any, span_id: Any) -> bool:
+    """``is_trace_id(trace_id) and is_span_id(span_id)``, in one match (claimed rows)."""
+    return (
+        type(trace_id) is str
+        and type(span_id) is str
+        and len(trace_id) == 32
+        and _HEX48.fullmatch(trace_id + span_id) is not None
+        and trace_id != _ZERO_TRACE
+        and span_id != _ZERO_SPAN
+    )
+
+
 def format_traceparent(trace_id: str, span_id: str, sampled: bool) -> str:
     return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
 
@@ -188,7 +203,7 @@ def unsampled_at_a_glance(trace_id: Any, span_id: Any, carrier: str | None) -> b
     """True when a claimed row's ids are valid and its carrier's traceparent (in the column's
     JSON text) is a valid, unsampled parent of the same trace: the worker may then leave the
     carrier unread unless the attempt fails. False means: read it now."""
-    if not (is_trace_id(trace_id) and is_span_id(span_id)):
+    if not are_ids(trace_id, span_id):
         return False
     if carrier is None or len(carrier) > MAX_CARRIER_BYTES:
         return False

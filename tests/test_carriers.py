@@ -166,3 +166,19 @@ def test_baggage_keeps_64_entries_and_8kb_and_drops_secrets() -> None:
 @pytest.mark.parametrize("value", [None, 3, "", "=novalue", "bad key=1"])
 def test_baggage_ignores_junk(value: Any) -> None:
     assert tc.parse_baggage(value) == ()
+
+
+HEXISH = st.text(alphabet="0123456789abcdefABCDEF g", max_size=50)
+
+
+@given(trace_id=st.one_of(st.none(), st.integers(), HEXISH, st.just(TRACE), st.just("0" * 32)),
+       span_id=st.one_of(st.none(), st.integers(), HEXISH, st.just(SPAN), st.just("0" * 16)))
+def test_the_claim_loops_id_check_agrees_with_the_single_checks(trace_id, span_id) -> None:
+    assert tc.are_ids(trace_id, span_id) == (tc.is_trace_id(trace_id) and tc.is_span_id(span_id))
+
+
+def test_ids_split_at_the_wrong_place_are_refused() -> None:
+    # 48 hex digits either way, but not 32 + 16
+    assert not tc.are_ids(TRACE[:31], TRACE[31] + SPAN)
+    assert not tc.are_ids(TRACE + SPAN[0], SPAN[1:])
+    assert tc.are_ids(TRACE, SPAN)
