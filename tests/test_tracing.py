@@ -108,3 +108,11 @@ def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, t
                      "rhythm.db.query.duration", "rhythm.function.execution.duration",
                      "rhythm.serialization.duration", "test.plain.calls"):
         assert expected in metric_names, expected
+    # statements are timed by operation; a workflow pass that suspends has its own
+    operations = {m["attributes"].get("operation") for m in metrics
+                  if m["name"] == "rhythm.db.query.duration"}
+    assert {"create", "claim", "report", "suspend"} <= operations
+    # the workflow's passes: each a function duration of the workflow
+    workflow_passes = [m for m in metrics if m["name"] == "rhythm.function.execution.duration"
+                       and m["attributes"].get("execution_type") == "workflow"]
+    assert workflow_passes
