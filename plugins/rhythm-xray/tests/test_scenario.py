@@ -41,7 +41,7 @@ def test_workflow_trace_survives_retry_and_failover(
 
     failover.drive(
         rhythm_worker_process, xray_env(daemon.address, emf.endpoint), marker, execution_id,
-        lambda: {s.name for s in reader.spans(web_trace)} >= failover.finished_task_names(),
+        lambda: failover.finished_work_sent(s.name for s in reader.spans(web_trace)),
     )
     spans = failover.wait_until(
         lambda: (found := reader.spans(web_trace)) and daemon.settled()
