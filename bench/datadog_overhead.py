@@ -1,5 +1,6 @@
 """What rhythm-datadog costs: throughput with the datadog provider sending spans to Datadog's
-test agent and metrics to a DogStatsD listener (both on loopback), against observability off,
+test agent and metrics to a DogStatsD listener (both on loopback, each in a process of its
+own), against observability off,
 alternating runs in one process, on no-op and on 1 ms tasks; and what importing ddtrace and
 the DogStatsD client costs a worker at start.
 
@@ -16,10 +17,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rhythm_core import plugins
+
 from .common import OFF, compare_provider, machine, print_comparison
+from .sinks import Sink
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "rhythm-datadog"
 IMPORTS = "import ddtrace.trace, ddtrace.propagation.http, datadog.dogstatsd.base"
@@ -38,40 +43,54 @@ def import_seconds(imports: str = IMPORTS, times: int = 7) -> tuple[float, float
             statistics.median(timed("pass") for _ in range(times)))
 
 
+def dropped(queues: Iterable[tuple[float, Any]], rate: float) -> int:
+    """What the send queues of the runs at sample rate ``rate`` dropped."""
+    return sum(queue.dropped for sample_rate, queue in queues if sample_rate == rate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(PLUGIN))  # the tests' agent and listener
+    sys.path.insert(0, str(PLUGIN))  # the tests' agent
     from tests.agent import TestAgent
-    from tests.statsd import StatsdListener
 
     agent = TestAgent(Path(tempfile.mkdtemp(prefix="rhythm-bench-agent-")))
-    statsd = StatsdListener()
+    sink = Sink()  # DogStatsD, read in another process (the tests' listener is a thread)
+    statsd_port = sink.udp_port
 
     def datadog(rate: float) -> dict[str, Any]:
         return {"provider": "datadog",
                 "traces": {"enabled": True, "sample_rate": rate, "endpoint": agent.url},
-                "metrics": {"enabled": True, "endpoint": f"127.0.0.1:{statsd.port}"}}
+                "metrics": {"enabled": True, "endpoint": f"127.0.0.1:{statsd_port}"}}
+
+    queues: dict[int, tuple[float, Any]] = {}  # each run's send queue, for what it dropped
 
     def flushed() -> bool:  # the timed window includes handing everything over and sending
         import rhythm_datadog
 
+        backend = rhythm_datadog.plugin.backend
+        if backend is not None:
+            rate = plugins.active().config.traces.sample_rate
+            queues[id(backend)] = (rate, backend.sender)
         return rhythm_datadog.plugin.flush(60)
 
     blocks = {"off": OFF, "datadog-default": datadog(0.1), "datadog-100": datadog(1.0)}
-    print(f"machine: {machine()}; Datadog test agent at {agent.url}, DogStatsD listener on "
-          f"127.0.0.1:{statsd.port}")
+    print(f"machine: {machine()}; Datadog test agent at {agent.url}, DogStatsD read on "
+          f"127.0.0.1:{statsd_port} by another process")
     try:
         results = compare_provider(blocks, flushed, args.tasks, args.rounds)
-        lines = len(statsd.received())
     finally:
         agent.stop()
-        statsd.stop()
+        arrived = sink.stop()
     print_comparison(results, "datadog", args.tasks, args.rounds,
                      f"each timed from the first claim until the plugin's queue, ddtrace's "
-                     f"writer and DogStatsD were flushed; DogStatsD lines received: {lines:,}")
+                     f"writer and DogStatsD were flushed; DogStatsD lines received: "
+                     f"{arrived['lines']:,} in {arrived['datagrams']:,} datagrams; spans and "
+                     f"points dropped because the plugin's queue was full: "
+                     f"{dropped(queues.values(), 0.1):,} at the default rate, "
+                     f"{dropped(queues.values(), 1.0):,} at 100%")
     imported, bare = import_seconds()
     print(f"\nImporting ddtrace.trace, ddtrace.propagation.http and the DogStatsD client in a "
           f"fresh interpreter: {imported * 1000:.0f} ms (median of 7; `pass` alone: "
