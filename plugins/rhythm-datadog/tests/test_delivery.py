@@ -3,9 +3,11 @@ datagrams with the catalogue's names, types and tags."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rhythm_core.catalogue import BY_NAME
+from rhythm_core.telemetry import COUNTER, HISTOGRAM, MetricPoint
 from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.processes import free_port
 
@@ -57,3 +59,30 @@ def test_no_agent_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> 
     closed = free_port()  # nothing listens there
     delivery.run_without_backend(
         rhythm_worker_process, datadog_env(f"http://127.0.0.1:{closed}", closed), rhythm_db)
+
+
+def test_metrics_go_out_once_an_interval_and_on_flush(statsd: StatsdListener) -> None:
+    import rhythm_datadog
+
+    from rhythm_core import plugins
+
+    obs = plugins.from_block({
+        "provider": "datadog", "traces": {"enabled": False},
+        "metrics": {"enabled": True, "interval": 30, "endpoint": f"127.0.0.1:{statsd.port}"},
+    }).start()
+    try:
+        for value in (0.25, 0.5, 0.75):
+            obs.metric(MetricPoint("rhythm.execution.duration", HISTOGRAM, value, "s",
+                                   {"queue": "q"}, time.time_ns()))
+        obs.metric(MetricPoint("rhythm.executions.claimed", COUNTER, 3, "{execution}",
+                               {"queue": "q"}, time.time_ns()))
+        time.sleep(1.5)  # several of the client's former 0.3 s flushes
+        assert statsd.received() == []  # held for the 30 s interval
+        assert rhythm_datadog.plugin.flush(10)
+        got = statsd.wait_for(lambda lines: len(lines) >= 4 and lines)
+        durations = sorted(v for d in got if d.name == "rhythm.execution.duration"
+                           for v in d.values)
+        assert durations == [0.25, 0.5, 0.75]
+        assert [d.values for d in got if d.name == "rhythm.executions.claimed"] == [(3.0,)]
+    finally:
+        obs.shutdown(5)
