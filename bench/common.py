@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -181,6 +181,11 @@ def paired_ratios(rates: dict[str, list[float]], a: str, b: str) -> tuple[float,
     variant alone do not."""
     ratios = sorted(x / y for x, y in zip(rates[a], rates[b], strict=True))
     return median(ratios), ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+
+
+def dropped(queues: Iterable[tuple[float, Any]], rate: float) -> int:
+    """What the send queues (``TelemetryQueue``) of the runs at sample rate ``rate`` dropped."""
+    return sum(queue.dropped for sample_rate, queue in queues if sample_rate == rate)
 
 
 OFF: dict[str, Any] = {"traces": {"enabled": False}, "metrics": {"enabled": False}}

@@ -1,8 +1,7 @@
 """What rhythm-datadog costs: throughput with the datadog provider sending spans to Datadog's
 test agent and metrics to a DogStatsD listener (both on loopback, each in a process of its
-own), against observability off,
-alternating runs in one process, on no-op and on 1 ms tasks; and what importing ddtrace and
-the DogStatsD client costs a worker at start.
+own), against observability off, alternating runs in one process, on no-op and on 1 ms
+tasks; and what importing ddtrace and the DogStatsD client costs a worker at start.
 
     python -m bench.datadog_overhead [--tasks 10000] [--rounds 5]
 
@@ -17,13 +16,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rhythm_core import plugins
 
-from .common import OFF, compare_provider, machine, print_comparison
+from .common import OFF, compare_provider, dropped, machine, print_comparison
 from .sinks import Sink
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "rhythm-datadog"
@@ -41,11 +39,6 @@ def import_seconds(imports: str = IMPORTS, times: int = 7) -> tuple[float, float
 
     return (statistics.median(timed(imports) for _ in range(times)),
             statistics.median(timed("pass") for _ in range(times)))
-
-
-def dropped(queues: Iterable[tuple[float, Any]], rate: float) -> int:
-    """What the send queues of the runs at sample rate ``rate`` dropped."""
-    return sum(queue.dropped for sample_rate, queue in queues if sample_rate == rate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ import argparse
 import sys
 from typing import Any
 
-from .common import OFF, compare_provider, machine, print_comparison
-from .datadog_overhead import dropped, import_seconds
+from .common import OFF, compare_provider, dropped, machine, print_comparison
+from .datadog_overhead import import_seconds
 from .sinks import Sink
 
 IMPORTS = ("import aws_xray_sdk.core, aws_xray_sdk.core.models.segment, "

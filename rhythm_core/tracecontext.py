@@ -21,6 +21,7 @@ from .telemetry import SpanContext
 _getrandbits = random.getrandbits  # re-seeded in forked children by the random module
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
+_HEX48 = re.compile(r"[0-9a-f]{48}")  # a trace id and a span id together
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
@@ -76,9 +77,6 @@ def is_span_id(value: Any) -> bool:
         and _HEX16.match(value) is not None
         and value != _ZERO_SPAN
     )
-
-
-_HEX48 = re.compile(r"[0-9a-f]{48}")
 
 
 def are_ids(trace_id: Any, span_id: Any) -> bool:
