@@ -107,6 +107,10 @@ current: ContextVar[Position | AttemptRecord | None] = ContextVar(
 
 # Serialization spans for smaller payloads would be noise (the metric still sees them all).
 SERIALIZATION_SPAN_MIN_BYTES = 1024
+# A point per series per claim or report batch made thousands of points a second on a busy
+# worker, each a hook call and an object the plugin keeps until it exports; backends export
+# every few seconds, so a quarter of a second's delay changes nothing they show.
+FLUSH_EVERY_NS = 250_000_000
 
 
 def _seconds(start_ns: int, end_ns: int) -> float:
@@ -114,8 +118,9 @@ def _seconds(start_ns: int, end_ns: int) -> float:
 
 
 class Instruments:
-    """Engine-side recording for one worker. Histogram observations are gathered per series
-    and sent as one point per series at the end of each claim or report batch."""
+    """Engine-side recording for one worker. Histogram observations and counter increments
+    are gathered per series and sent as one point per series at most every
+    :data:`FLUSH_EVERY_NS`, at an idle poll, and when the worker stops (:meth:`flush`)."""
 
     def __init__(self, observability: Observability, worker_id: str) -> None:
         self.obs = observability
@@ -130,6 +135,8 @@ class Instruments:
         self._series: dict[tuple[str, int], tuple[dict[str, Any], list[float]]] = {}
         self._by_function: dict[tuple[str, str, str], list[float]] = {}
         self._by_outcome: dict[tuple[str, str, str], list[float]] = {}
+        self._counts: dict[tuple[str, str, int], tuple[dict[str, Any], list[float]]] = {}
+        self._flush_due = 0
         self._decode_values = self._series_values(
             "rhythm.serialization.duration", {"direction": "deserialize", "format": "json"}
         )
@@ -147,7 +154,12 @@ class Instruments:
         return found
 
     def count(self, name: str, value: float, unit: str, labels: dict[str, Any]) -> None:
-        self.obs.metric(MetricPoint(name, COUNTER, value, unit, labels, time.time_ns()))
+        """Add a counter increment (sent at the next :meth:`flush`)."""
+        key = (name, unit, id(labels))
+        series = self._counts.get(key)
+        if series is None:
+            series = self._counts[key] = (labels, [0])
+        series[1][0] += value
 
     def observe(self, name: str, seconds: float, labels: dict[str, Any]) -> None:
         """Add a histogram observation (sent at the next :meth:`flush`)."""
@@ -157,13 +169,31 @@ class Instruments:
             series = self._series[key] = (labels, [])
         series[1].append(seconds)
 
-    def flush(self) -> None:
+    def flush(self, *, due: bool = False) -> None:
+        """Send what was gathered since the last flush, one point per series; with ``due``,
+        only if :data:`FLUSH_EVERY_NS` has passed since then."""
         now = time.time_ns()
+        if due and now < self._flush_due:
+            return
+        self._flush_due = now + FLUSH_EVERY_NS
+        # each final outcome added one execution.duration observation to its label set since
+        # the last flush: those counts are the completed counter's increments
+        for (queue, status, kind), values in self._by_outcome.items():
+            if values:
+                self.count(
+                    "rhythm.executions.completed",
+                    len(values),
+                    "{execution}",
+                    self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
+                )
+        emit = self.obs.metric
+        for (name, unit, _), (labels, total) in self._counts.items():
+            if total[0]:
+                emit(MetricPoint(name, COUNTER, total[0], unit, labels, now))
+                total[0] = 0
         for (name, _), (labels, values) in self._series.items():
             if values:
-                self.obs.metric(
-                    MetricPoint(name, HISTOGRAM, sum(values), "s", labels, now, tuple(values))
-                )
+                emit(MetricPoint(name, HISTOGRAM, sum(values), "s", labels, now, tuple(values)))
                 values.clear()
 
     def query(self, operation: str, start_ns: int, end_ns: int) -> None:
@@ -206,7 +236,7 @@ class Instruments:
                         "{replay}",
                         self.labels(("workflow_name", row.function_name)),
                     )
-            self.flush()
+            self.flush(due=bool(rows))  # an idle poll sends what is left at once
         # Everything per row is done here, in one tight loop per batch rather than scattered
         # through each execution: in a busy event loop that is several times cheaper.
         if not self.tracing:
@@ -351,17 +381,7 @@ class Instruments:
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
             self.query(operation, start_ns, end_ns)
-            # each final outcome added one execution.duration observation to its label set
-            # since the last flush: those counts are the completed counter's increments
-            for (queue, status, kind), values in by_outcome.items():
-                if values:
-                    self.count(
-                        "rhythm.executions.completed",
-                        len(values),
-                        "{execution}",
-                        self.labels(("queue", queue), ("status", status), ("execution_type", kind)),
-                    )
-            self.flush()
+            self.flush(due=True)
 
     def _attempt_spans(
         self,

@@ -76,7 +76,16 @@ class Span:
     sampled: bool = True
     kept_for_error: bool = False
     links: tuple[SpanContext, ...] = ()  # immutable: no list allocated per span
-    native: dict[str, Any] = field(default_factory=dict)
+    # made on first use: most spans are built after the fact and never need one, and a dict
+    # per span is a third of what a plugin that keeps spans leaves to the garbage collector
+    _native: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def native(self) -> dict[str, Any]:
+        found = self._native
+        if found is None:
+            found = self._native = {}
+        return found
 
     @property
     def context(self) -> SpanContext:

@@ -732,6 +732,8 @@ class Worker:
         await self._pool.close()
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):
             await conn.close()
+        if self._observed and self._obs.metering:
+            self._instruments.flush()  # the metric points gathered since the last flush
         if self._observed and self._owns_observability:  # flush: nothing lost on a stop
             await asyncio.to_thread(self._obs.shutdown, max(self.shutdown_timeout, 5.0))
         log.info("rhythm: worker %s stopped", self.worker_id)

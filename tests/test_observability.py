@@ -138,8 +138,9 @@ def test_large_payloads_get_serialization_spans(start_worker, observe, db) -> No
     (execution,) = recorder.named(f"task.{traced.echo.name}")
     assert {s.parent_span_id for s in spans.values()} == {execution.span_id}
     # and the metric saw every serialization, large or small
-    histogram = recorder.metric("rhythm.serialization.duration")
-    assert sum(len(p.each()) for p in histogram) >= 2
+    seen = recorder.wait_for(lambda r: sum(
+        len(p.each()) for p in r.metric("rhythm.serialization.duration")) >= 2)
+    assert seen
 
 
 def test_workflow_children_inherit_the_sampling_decision(start_worker, observe, db) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
+from typing import Any
 
 import rhythm_core
 from rhythm_core import trace
@@ -13,6 +14,12 @@ from .apps import traced
 from .apps.basic import hold_until
 from .conftest import runs, wait_until
 from .telemetry_files import jsonl_block, jsonl_env, read
+
+
+def operations(metrics: list[dict[str, Any]]) -> set[str]:
+    """The statements timed by ``rhythm.db.query.duration``."""
+    return {m["attributes"].get("operation") for m in metrics
+            if m["name"] == "rhythm.db.query.duration"}
 
 
 def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, tmp_path) -> None:
@@ -27,6 +34,10 @@ def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, t
     env = jsonl_env(telemetry)
     first = spawn_worker("tests.apps.traced", "traced", "traced-wf", "hold", env=env)
     wait_until(lambda: runs(db, "start"), message="the held task never started")
+    # metric points go out a quarter of a second apart or at an idle poll: a SIGKILL loses
+    # those gathered since, as a crash would, so the kill waits for the suspended passes'
+    wait_until(lambda: "suspend" in operations(read(telemetry)[1]),
+               message="the first worker's suspended passes were never timed")
     first.signal(signal.SIGKILL)
     first.wait()
     second = spawn_worker("tests.apps.traced", "traced", "traced-wf", "hold", env=env)
@@ -109,9 +120,7 @@ def test_workflow_trace_survives_retry_and_failover(spawn_worker, observe, db, t
                      "rhythm.serialization.duration", "test.plain.calls"):
         assert expected in metric_names, expected
     # statements are timed by operation; a workflow pass that suspends has its own
-    operations = {m["attributes"].get("operation") for m in metrics
-                  if m["name"] == "rhythm.db.query.duration"}
-    assert {"create", "claim", "report", "suspend"} <= operations
+    assert {"create", "claim", "report", "suspend"} <= operations(metrics)
     # the workflow's passes: each a function duration of the workflow
     workflow_passes = [m for m in metrics if m["name"] == "rhythm.function.execution.duration"
                        and m["attributes"].get("execution_type") == "workflow"]

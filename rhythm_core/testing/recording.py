@@ -38,7 +38,6 @@ class RecordingPlugin:
     # list.append is atomic in CPython: no lock on the paths the core calls per execution
     @hookimpl
     def rhythm_span_start(self, span: Span) -> None:
-        span.native[self.name] = "started"
         self.started.append(span)
 
     @hookimpl
