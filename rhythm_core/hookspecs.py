@@ -72,7 +72,7 @@ def rhythm_metric_emit(point: MetricPoint) -> None:
 
     :param point: name, kind (``counter``, ``histogram``, ``gauge``), value, unit, attributes
         and time. A histogram point may carry several observations (``point.observations``,
-        one batch of executions): record each of ``point.each()``.
+        gathered over up to a quarter of a second): record each of ``point.each()``.
     """
 
 
