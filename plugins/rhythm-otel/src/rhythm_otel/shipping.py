@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
@@ -42,13 +42,34 @@ class Encoded:
         return self.count
 
 
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class _BytesTraceStub:
+    """The trace service's stub with no request serializer: gRPC sends the bytes given."""
+
+    def __init__(self, channel: Any) -> None:
+        self.Export = channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+            _registered_method=True,
+        )
+
+
 class GrpcPayloadExporter(OTLPSpanExporter):
     """The SDK's OTLP/gRPC span exporter (channel, TLS, headers, compression, retries) fed
-    with requests already encoded: only the translation step is replaced."""
+    with requests already encoded. The request goes out as the bytes the encoder wrote:
+    parsing them into the SDK's protobuf object for its stub to serialize again cost 1.7 µs
+    a span (0.8 to parse, 0.9 to serialize), half as much as encoding them."""
 
-    def _translate_data(self, data: Any) -> ExportTraceServiceRequest:
-        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(data.payload)
-        return request
+    def _initialize_channel_and_stub(self) -> None:
+        self._stub = _BytesTraceStub  # also when the SDK reconnects after UNAVAILABLE
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+
+    def _translate_data(self, data: Any) -> bytes:  # type: ignore[override]
+        payload: bytes = data.payload
+        return payload
 
     def _count_data(self, data: Any) -> int:
         return len(data)
