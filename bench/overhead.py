@@ -89,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     bare_worker, removed = bare_worker_class()
     off = OFF
 
-    def worker_run(make: Callable[[], Any]) -> Callable[[], float]:
+    def worker_run(block: Callable[[], dict[str, Any]],
+                   worker_class: Any = Worker) -> Callable[[], float]:
+        """A run of a worker observed per ``block()`` (called per run: a fresh plugin)."""
         def run() -> float:
             truncate(url)
             enqueue(noop_async, args.tasks)
-            worker = make()
+            worker = worker_class(noop_async.queue_name, database_url=url,
+                                  observability=block(), **common)
             return args.tasks / asyncio.run(
                 run_until_completed(worker, url, noop_async.queue_name, args.tasks))
         return run
@@ -122,29 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database() as url:
         rhythm_core.configure(url)
         variants: dict[str, Callable[[], float]] = {
-            "removed": worker_run(lambda: bare_worker(noop_async.queue_name, database_url=url,
-                                                      observability=off, **common)),
-            "off": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
-                                             observability=off, **common)),
-            "on-default": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
-                                                    observability=observed(DEFAULT_SAMPLE_RATE),
-                                                    **common)),
-            "on-100": worker_run(lambda: Worker(noop_async.queue_name, database_url=url,
-                                                observability=observed(1.0), **common)),
-            "discard-default": worker_run(lambda: Worker(
-                noop_async.queue_name, database_url=url,
-                observability=observed(DEFAULT_SAMPLE_RATE, Discarding()), **common)),
-            "discard-100": worker_run(lambda: Worker(
-                noop_async.queue_name, database_url=url,
-                observability=observed(1.0, Discarding()), **common)),
-            "traces-only": worker_run(lambda: Worker(
-                noop_async.queue_name, database_url=url,
-                observability=observed(DEFAULT_SAMPLE_RATE, Discarding(), metrics=False),
-                **common)),
-            "metrics-only": worker_run(lambda: Worker(
-                noop_async.queue_name, database_url=url,
-                observability=observed(DEFAULT_SAMPLE_RATE, Discarding(), traces=False),
-                **common)),
+            "removed": worker_run(lambda: off, bare_worker),
+            "off": worker_run(lambda: off),
+            "on-default": worker_run(lambda: observed(DEFAULT_SAMPLE_RATE)),
+            "on-100": worker_run(lambda: observed(1.0)),
+            "discard-default": worker_run(lambda: observed(DEFAULT_SAMPLE_RATE, Discarding())),
+            "discard-100": worker_run(lambda: observed(1.0, Discarding())),
+            "traces-only": worker_run(
+                lambda: observed(DEFAULT_SAMPLE_RATE, Discarding(), metrics=False)),
+            "metrics-only": worker_run(
+                lambda: observed(DEFAULT_SAMPLE_RATE, Discarding(), traces=False)),
             "ids": end_to_end(True),
             "no-ids": end_to_end(False),
         }
