@@ -4,6 +4,8 @@ one series per attribute set whatever the order of its keys."""
 
 from __future__ import annotations
 
+import bisect
+import random
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from rhythm_otel.aggregation import Aggregates
+from rhythm_otel.aggregation import SORT_FROM, Aggregates
 
 from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
@@ -48,3 +50,42 @@ def test_sums_reach_the_sdk_collection() -> None:
     assert workers.value == 2
     assert metrics["rhythm.execution.duration"].unit == "s"  # from the catalogue
     assert metrics["rhythm.executions.completed"].unit == "{execution}"
+
+
+def _histogram(aggregates: Aggregates, name: str) -> Any:
+    data = aggregates.merge(None, Resource.create({}))
+    assert data is not None
+    [point] = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+               if m.name == name][0].data.data_points
+    return point
+
+
+@pytest.mark.parametrize("size", [SORT_FROM - 1, SORT_FROM, 5 * SORT_FROM])
+def test_many_observations_in_one_point_fall_in_the_buckets_one_by_one_would(size: int) -> None:
+    """A busy worker's quarter second arrives as one point and is counted sorted; the counts
+    must be those of putting each observation in its bucket, bounds included."""
+    bounds = (0.01, 0.1, 1.0)
+    rng = random.Random(size)
+    values = [rng.choice([0.0, 0.01, 0.1, 1.0, 5.0, rng.uniform(0, 2)]) for _ in range(size)]
+    expected = [0] * 4
+    for value in values:
+        expected[bisect.bisect_left(bounds, value)] += 1
+    aggregates = Aggregates(InstrumentationScope("rhythm-core"), bounds)
+    aggregates.add(_point("rhythm.execution.duration", HISTOGRAM, 0, {}, tuple(values)))
+    aggregates.add(_point("rhythm.execution.duration", HISTOGRAM, 0.05, {}))  # then a lone one
+    expected[1] += 1
+    point = _histogram(aggregates, "rhythm.execution.duration")
+    assert list(point.bucket_counts) == expected
+    assert point.count == size + 1
+    assert point.sum == pytest.approx(sum(values) + 0.05)
+    assert (point.min, point.max) == (min(values + [0.05]), max(values + [0.05]))
+
+
+def test_a_nan_among_many_observations_is_counted_as_alone() -> None:
+    """A custom histogram fed a NaN: counted where a lone NaN goes, the rest unharmed."""
+    values = (0.5,) * SORT_FROM + (float("nan"),)
+    aggregates = Aggregates(InstrumentationScope("rhythm-core"), (0.01, 0.1, 1.0))
+    aggregates.add(_point("app.latency", HISTOGRAM, 0, {}, values))
+    point = _histogram(aggregates, "app.latency")
+    assert point.count == SORT_FROM + 1
+    assert point.bucket_counts[2] == SORT_FROM and sum(point.bucket_counts) == SORT_FROM + 1

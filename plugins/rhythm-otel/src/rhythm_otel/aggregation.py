@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -40,6 +40,10 @@ from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
 Key = tuple[tuple[str, Any], ...]
 CUMULATIVE = AggregationTemporality.CUMULATIVE
+# From this many observations in one point, sorting them and searching once per bound is
+# cheaper than a search per observation (33 against 159 ns an observation at 600; at 4 it
+# is the other way round)
+SORT_FROM = 32
 
 
 class _Histogram:
@@ -51,6 +55,30 @@ class _Histogram:
         self.count = 0
         self.low = float("inf")
         self.high = float("-inf")
+
+
+def _count_one_by_one(
+    histogram: _Histogram, bounds: tuple[float, ...], observed: Sequence[float]
+) -> None:
+    counts = histogram.counts
+    for value in observed:
+        counts[bisect_left(bounds, value)] += 1
+    histogram.low = min(histogram.low, *observed)
+    histogram.high = max(histogram.high, *observed)
+
+
+def _count_sorted(histogram: _Histogram, bounds: tuple[float, ...], ordered: list[float]) -> None:
+    """As :func:`_count_one_by_one` for many observations (a quarter second of a busy
+    worker's durations arrives as one point): one search per bound, not per observation.
+    Bucket ``i`` holds ``bounds[i-1] < v <= bounds[i]``, where ``bisect_left`` puts ``v``."""
+    counts, below = histogram.counts, 0
+    for i, bound in enumerate(bounds):
+        upto = bisect_right(ordered, bound, below)
+        counts[i] += upto - below
+        below = upto
+    counts[-1] += len(ordered) - below
+    histogram.low = min(histogram.low, ordered[0])
+    histogram.high = max(histogram.high, ordered[-1])
 
 
 class Aggregates:
@@ -83,14 +111,15 @@ class Aggregates:
                 found = series.get(key)
                 if found is None:
                     found = series[key] = _Histogram(len(self._bounds) + 1)
-                bounds, counts = self._bounds, found.counts
                 observed = point.each()
-                for value in observed:
-                    counts[bisect_left(bounds, value)] += 1
-                found.total += sum(observed)
+                total = sum(observed)
+                # a NaN (a custom metric's) has no place in a sorted list
+                if len(observed) < SORT_FROM or total != total:
+                    _count_one_by_one(found, self._bounds, observed)
+                else:
+                    _count_sorted(found, self._bounds, sorted(observed))
+                found.total += total
                 found.count += len(observed)
-                found.low = min(found.low, *observed)
-                found.high = max(found.high, *observed)
                 return
             values = self._values.get(point.name)
             if values is None:
