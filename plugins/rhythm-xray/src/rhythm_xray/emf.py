@@ -60,14 +60,59 @@ def dimension_value(value: Any) -> str:
     return text[:MAX_DIMENSION] or "none"
 
 
+class Reservoir:
+    """A uniform sample of at most ``size`` of the observations it is given (Li's Algorithm
+    L): once full, it draws how many observations to skip before the next one it keeps, so
+    a busy worker's thousands of durations a second cost a slice and a few draws, not a
+    draw each."""
+
+    __slots__ = ("_gap_weight", "_next", "seen", "size", "values")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: list[float] = []
+        self.seen = 0  # observations given so far
+        self._gap_weight = 0.0
+        self._next = 0  # 0-based index, among all observations, of the next one kept
+
+    def extend(self, observed: tuple[float, ...]) -> None:
+        values, size, first = self.values, self.size, self.seen
+        self.seen += len(observed)
+        if len(values) < size:
+            room = size - len(values)
+            values.extend(observed[:room])
+            if len(values) < size:
+                return
+            self._gap_weight = math.exp(math.log(_uniform()) / size)
+            self._next = size + self._gap()
+        while self._next < self.seen:
+            values[int(random.random() * size)] = observed[self._next - first]
+            self._gap_weight *= math.exp(math.log(_uniform()) / size)
+            self._next += 1 + self._gap()
+
+    def _gap(self) -> int:
+        """How many observations to pass over before the next one kept."""
+        weight = self._gap_weight
+        if weight >= 1.0:  # rounding, early on a large reservoir: keep the next one
+            return 0
+        return int(math.log(_uniform()) / math.log1p(-weight))
+
+
+def _uniform() -> float:
+    """Uniform on (0, 1): a logarithm is taken of it."""
+    while True:
+        drawn = random.random()
+        if drawn > 0.0:
+            return drawn
+
+
 class _Series:
-    __slots__ = ("count", "kind", "unit", "value", "values")
+    __slots__ = ("kind", "sample", "unit", "value")
 
     def __init__(self, kind: str, unit: str) -> None:
         self.kind, self.unit = kind, unit
         self.value = 0.0
-        self.values: list[float] = []
-        self.count = 0  # histogram observations seen, for the sample
+        self.sample = Reservoir(MAX_VALUES)  # histogram observations
 
 
 class Metrics:
@@ -93,15 +138,7 @@ class Metrics:
             elif point.kind == GAUGE:
                 series.value = point.value
             elif point.kind == HISTOGRAM:
-                values = series.values
-                for value in point.each():
-                    series.count += 1
-                    if len(values) < MAX_VALUES:
-                        values.append(value)
-                    else:  # reservoir sampling: each observation kept with equal chance
-                        slot = int(random.random() * series.count)
-                        if slot < MAX_VALUES:
-                            values[slot] = value
+                series.sample.extend(point.each())
 
     def contexts(self) -> list[MetricsContext]:
         """One context per label set with everything summed since the last call."""
@@ -127,7 +164,7 @@ class Metrics:
         kinds = {}
         for name, series in group.items():
             unit = cloudwatch_unit(series.unit)
-            values = series.values if series.kind == HISTOGRAM else [series.value]
+            values = series.sample.values if series.kind == HISTOGRAM else [series.value]
             for value in values:
                 if math.isfinite(value):  # CloudWatch takes finite numbers only
                     context.put_metric(name, value, unit)
