@@ -18,16 +18,20 @@ class Datagram:
     values: tuple[float, ...]
     type: str
     tags: tuple[str, ...]
+    rate: float = 1.0  # the client's sample rate: the line stands for 1/rate values
 
     @classmethod
     def parse(cls, line: str) -> Datagram:
         head, *fields = line.split("|")
         name, _, values = head.partition(":")
         tags: tuple[str, ...] = ()
+        rate = 1.0
         for part in fields[1:]:
             if part.startswith("#"):
                 tags = tuple(part[1:].split(","))
-        return cls(name, tuple(float(v) for v in values.split(":")), fields[0], tags)
+            elif part.startswith("@"):
+                rate = float(part[1:])
+        return cls(name, tuple(float(v) for v in values.split(":")), fields[0], tags, rate)
 
     def tag(self, key: str) -> str | None:
         for tag in self.tags:

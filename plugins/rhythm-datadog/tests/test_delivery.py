@@ -86,3 +86,44 @@ def test_metrics_go_out_once_an_interval_and_on_flush(statsd: StatsdListener) ->
         assert [d.values for d in got if d.name == "rhythm.executions.claimed"] == [(3.0,)]
     finally:
         obs.shutdown(5)
+
+
+def test_a_busy_series_is_sampled_and_its_lines_say_by_how_much(statsd: StatsdListener) -> None:
+    """A point of a busy quarter second (3,200 durations) becomes LINES_PER_POINT lines on
+    average, each carrying its sample rate, so that Datadog's count (the sum of 1/rate) is
+    the number of observations; a small point is sent whole. Ten such points: 320 lines
+    expected, binomial with a standard deviation of 18."""
+    import random
+
+    import rhythm_datadog
+    from rhythm_datadog.plugin import LINES_PER_POINT
+
+    from rhythm_core import plugins
+
+    random.seed(11)  # the client draws from the module's generator
+    obs = plugins.from_block({
+        "provider": "datadog", "traces": {"enabled": False},
+        "metrics": {"enabled": True, "interval": 30, "endpoint": f"127.0.0.1:{statsd.port}"},
+    }).start()
+    busy = tuple(0.001 * (n % 100) for n in range(3200))
+    try:
+        for _ in range(10):
+            obs.metric(MetricPoint("rhythm.execution.duration", HISTOGRAM, sum(busy), "s",
+                                   {"queue": "busy"}, time.time_ns(), busy))
+        obs.metric(MetricPoint("rhythm.execution.duration", HISTOGRAM, 1.5, "s",
+                               {"queue": "quiet"}, time.time_ns(), (0.5, 1.0)))
+        assert rhythm_datadog.plugin.flush(10)
+        got = statsd.wait_for(
+            lambda lines: any(d.tag("queue") == "quiet" for d in lines) and lines)
+        time.sleep(0.3)  # the last datagrams of the flush
+        got = statsd.received()
+    finally:
+        obs.shutdown(5)
+    sampled = [d for d in got if d.tag("queue") == "busy"]
+    assert {d.rate for d in sampled} == {LINES_PER_POINT / len(busy)}
+    assert 200 < len(sampled) < 440, len(sampled)
+    counted = sum(len(d.values) / d.rate for d in sampled)
+    assert 20_000 < counted < 44_000, counted  # 32,000 observations
+    quiet = [d for d in got if d.tag("queue") == "quiet"]
+    assert sorted(v for d in quiet for v in d.values) == [0.5, 1.0]
+    assert {d.rate for d in quiet} == {1.0}
