@@ -41,6 +41,7 @@ from .telemetry import (
 from .tracecontext import (
     CarrierError,
     ClaimedContext,
+    all_ids,
     are_ids,
     build_carrier,
     execution_id_of,
@@ -244,6 +245,7 @@ class Instruments:
                 row.record = AttemptRecord(None, start_ns, end_ns)
             return
         rate, keep_errors = self.sample_rate, self.sample_errors
+        ids_checked = all_ids(rows)  # else each row's are checked on their own
         for row in rows:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
             # is parsed or allocated unless the attempt fails or creates something.
@@ -251,9 +253,9 @@ class Instruments:
             drawn: float | None = None
             if carrier is None:  # enqueued with tracing off: this worker is the root
                 drawn = random.random()
-                lazy = drawn >= rate and are_ids(row.trace_id, row.span_id)
+                lazy = drawn >= rate and (ids_checked or are_ids(row.trace_id, row.span_id))
             else:
-                lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier)
+                lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier, ids_checked)
             if lazy:
                 row.record = AttemptRecord(
                     None,

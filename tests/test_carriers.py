@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import types
 import uuid
 from typing import Any
 
@@ -175,6 +176,25 @@ HEXISH = st.text(alphabet="0123456789abcdefABCDEF g", max_size=50)
        span_id=st.one_of(st.none(), st.integers(), HEXISH, st.just(SPAN), st.just("0" * 16)))
 def test_the_claim_loops_id_check_agrees_with_the_single_checks(trace_id, span_id) -> None:
     assert tc.are_ids(trace_id, span_id) == (tc.is_trace_id(trace_id) and tc.is_span_id(span_id))
+
+
+@given(st.lists(st.tuples(
+    st.one_of(st.none(), st.integers(), HEXISH, st.just(TRACE), st.just("0" * 32),
+              st.just(TRACE + ","), st.just(SPAN + "," + SPAN)),
+    st.one_of(st.none(), st.integers(), HEXISH, st.just(SPAN), st.just("0" * 16),
+              st.just(SPAN[:8] + "," + SPAN[8:]))), max_size=6))
+def test_the_claim_batchs_id_check_agrees_with_each_rows(ids: list[tuple[Any, Any]]) -> None:
+    rows = [types.SimpleNamespace(trace_id=t, span_id=s) for t, s in ids]
+    assert tc.all_ids(rows) == all(tc.are_ids(t, s) for t, s in ids)
+
+
+def test_the_claim_batchs_id_check_refuses_one_bad_row_among_good_ones() -> None:
+    good = [types.SimpleNamespace(trace_id=TRACE, span_id=SPAN)] * 50
+    assert tc.all_ids(good)
+    for trace_id, span_id in [(TRACE.upper(), SPAN), (TRACE, "0" * 16), ("0" * 32, SPAN),
+                              (TRACE[:31], TRACE[31] + SPAN), (TRACE, None), (TRACE, SPAN + ",")]:
+        bad = types.SimpleNamespace(trace_id=trace_id, span_id=span_id)
+        assert not tc.all_ids([*good[:20], bad, *good[20:]]), (trace_id, span_id)
 
 
 def test_ids_split_at_the_wrong_place_are_refused() -> None:
