@@ -114,6 +114,11 @@ SERIALIZATION_SPAN_MIN_BYTES = 1024
 FLUSH_EVERY_NS = 250_000_000
 
 
+_COMPLETED = store.COMPLETED
+_FINAL = frozenset((store.COMPLETED, store.FAILED))
+_KEPT_FOR_ERROR = frozenset((store.FAILED, store.RETRY))  # outcomes sample_errors keeps
+
+
 def _seconds(start_ns: int, end_ns: int) -> float:
     return max(end_ns - start_ns, 0) / 1e9
 
@@ -335,14 +340,14 @@ class Instruments:
     ) -> None:
         """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`, or
         ``suspended`` for a workflow pass, written by the ``suspend`` statement)."""
-        metering = self.metering
+        metering, keep_errors = self.metering, self.sample_errors
         by_outcome, by_function = self._by_outcome, self._by_function
         decode_values, encode_values = self._decode_values, self._encode_values
         for row, kind in outcomes:
             record = row.record
             if record is None:
                 continue
-            final = kind in (store.COMPLETED, store.FAILED)
+            final = kind in _FINAL
             if metering:
                 end = record.end
                 if end:
@@ -358,7 +363,7 @@ class Instruments:
                 if timing is not None:
                     encode_values.append((timing[1] - timing[0]) / 1e9)
                 if final:
-                    status = "success" if kind == store.COMPLETED else "failed"
+                    status = "success" if kind == _COMPLETED else "failed"
                     key = (row.queue, status, row.type)
                     values = by_outcome.get(key)
                     if values is None:
@@ -366,19 +371,12 @@ class Instruments:
                         values = self._by_outcome[key] = self._series_values(
                             "rhythm.execution.duration", labels
                         )
-                    values.append(_seconds(row.created_ns, end_ns))
+                    waited = end_ns - row.created_ns  # the database's clock against ours
+                    values.append(waited / 1e9 if waited > 0 else 0.0)
             context = record.context
             if context is not None and context.sampled:
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
-            elif (
-                (context is not None or record.lazy)
-                and self.sample_errors
-                and kind
-                in (
-                    store.FAILED,
-                    store.RETRY,
-                )
-            ):
+            elif kind in _KEPT_FOR_ERROR and keep_errors and (context is not None or record.lazy):
                 self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
