@@ -44,8 +44,14 @@ class CarrierError(ValueError):
     """A carrier that cannot be trusted; the message says what is wrong with it."""
 
 
+# Ids are written as bytes.hex() of an int rather than through a format spec ("{:016x}"),
+# whose parsing cost as much as the rest: 165 against 351 ns a span id, 312 against 624 a
+# trace id; every enqueued row takes one of each.
+
+
 def new_trace_id() -> str:
-    return f"{int(time.time()) & 0xFFFFFFFF:08x}{_getrandbits(96):024x}"
+    """Unix seconds in the first 32 bits (X-Ray's layout), 96 random bits after them."""
+    return ((int(time.time()) & 0xFFFFFFFF) << 96 | _getrandbits(96)).to_bytes(16, "big").hex()
 
 
 def execution_id_of(trace_id: str) -> str:
@@ -56,11 +62,11 @@ def execution_id_of(trace_id: str) -> str:
 
 def new_execution_id() -> str:
     """A random execution id for a row that joins an existing trace."""
-    return execution_id_of(f"{_getrandbits(128):032x}")
+    return execution_id_of(_getrandbits(128).to_bytes(16, "big").hex())
 
 
 def new_span_id() -> str:
-    return f"{_getrandbits(64) or 1:016x}"
+    return (_getrandbits(64) or 1).to_bytes(8, "big").hex()
 
 
 def is_trace_id(value: Any) -> bool:
