@@ -45,6 +45,7 @@ from .tracecontext import (
     are_ids,
     build_carrier,
     execution_id_of,
+    is_trace_id,
     new_execution_id,
     new_span_id,
     new_trace_id,
@@ -578,6 +579,8 @@ class Creation:
         if not rows:
             return
         if not obs.tracing:
+            if trace_id and not is_trace_id(trace_id):  # a parent row's, stored malformed
+                trace_id = None
             for row in rows:
                 if trace_id:
                     row.trace_id, row.id = trace_id, row.id or new_execution_id()

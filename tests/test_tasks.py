@@ -133,3 +133,40 @@ def test_a_task_is_still_a_plain_function() -> None:
     assert basic.slow_sync(0) == "finished"
     assert basic.add.name == "tests.apps.basic.add"
     assert repr(basic.add) == "<task tests.apps.basic.add queue='basic'>"
+
+
+def test_every_row_of_a_batch_gets_its_own_ids(db) -> None:
+    """Observability off: each row starts its own trace (trace id = its id, hex) with a span
+    id of its own, as the insert splits the batch's ids back into rows."""
+    ids = basic.add.queue_many([(n, n) for n in range(40)])
+    rows = db.execute(
+        "SELECT id::text, trace_id, span_id FROM executions WHERE id = ANY(%s::uuid[])", (ids,)
+    ).fetchall()
+    assert len(rows) == 40
+    for execution_id, trace_id, span_id in rows:
+        assert trace_id == execution_id.replace("-", "")
+        assert len(span_id) == 16 and int(span_id, 16) != 0
+    assert len({span_id for _, _, span_id in rows}) == 40
+
+
+def test_a_row_without_ids_stores_nulls_and_a_comma_is_refused(db) -> None:
+    from rhythm_core import store
+    from rhythm_core.tracecontext import new_execution_id, new_span_id, new_trace_id
+
+    def row(trace_id, span_id) -> store.NewExecution:
+        return store.NewExecution("task", basic.add.name, "basic", "[1, 1]", "{}", 0, None,
+                                  id=new_execution_id(), trace_id=trace_id, span_id=span_id)
+
+    batch = [row(new_trace_id(), new_span_id()), row(None, None),
+             row(new_trace_id(), new_span_id()), row(None, new_span_id())]
+    db.execute(store.INSERT, store.insert_params(batch))
+    stored = dict((r[0], r[1:]) for r in db.execute(
+        "SELECT id::text, trace_id, span_id FROM executions WHERE id = ANY(%s::uuid[])",
+        ([r.id for r in batch],)).fetchall())
+    assert [stored[r.id] for r in batch] == [(r.trace_id, r.span_id) for r in batch]
+    alone = row(None, None)  # one row: an empty string splits into no element at all
+    db.execute(store.INSERT, store.insert_params([alone]))
+    assert db.execute("SELECT trace_id, span_id FROM executions WHERE id = %s",
+                      (alone.id,)).fetchone() == (None, None)
+    with pytest.raises(ValueError, match="trace_id"):
+        store.insert_params([row("ab,cd", new_span_id()), row(new_trace_id(), new_span_id())])

@@ -119,3 +119,18 @@ def test_workflow_as_a_child_of_a_workflow(start_worker, db) -> None:
 def test_run_outside_a_workflow_is_refused() -> None:
     with pytest.raises(NotInWorkflow, match=r"add\.queue"):
         basic.add.run(1, 2)
+
+
+def test_a_malformed_trace_id_in_the_parent_row_is_not_handed_to_children(
+    start_worker, db
+) -> None:
+    """Observability off: children take the workflow row's trace id, unless it is not a trace
+    id (written by hand, say); then each child starts a trace of its own."""
+    execution_id = workflows.wide.queue(3)
+    db.execute("UPDATE executions SET trace_id = 'not,a,trace' WHERE id = %s", (execution_id,))
+    start_worker(["wf", "wf-tasks"])
+    assert rhythm_core.wait(execution_id, timeout=20) == 6
+    rows = db.execute("SELECT id::text, trace_id FROM executions WHERE parent_id = %s",
+                      (execution_id,)).fetchall()
+    assert len(rows) == 3
+    assert all(trace_id == child.replace("-", "") for child, trace_id in rows), rows
