@@ -1,8 +1,9 @@
 """The engine with its instrumentation path removed, for the zero-cost comparison.
 
 Builds copies of ``rhythm_core.worker`` and ``rhythm_core.reporter`` from their source with
-every ``if self._observed:`` / ``if self._observer is not None:`` block deleted, so the
-comparison is against the same code minus exactly those lines.
+every ``if self._observed:`` / ``if observed:`` / ``if self._observer is not None:`` block
+deleted, so the comparison is against the same code minus exactly those lines. (The local
+``observed = self._observed`` stays: the failure paths test it with more besides.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from rhythm_core import reporter, worker
 
-GUARDS = ("self._observed", "self._observer is not None")
+GUARDS = ("self._observed", "observed", "self._observer is not None")
 
 
 class _Strip(ast.NodeTransformer):
