@@ -19,7 +19,7 @@ from . import store
 from .connections import LOST as _LOST
 from .database import connect, connect_async, resolve_database_url
 from .errors import ExecutionFailed, ExecutionNotFound
-from .instrumentation import Creation, current, position_context
+from .instrumentation import Creation, current_position, position_context
 from .migrations import ensure_schema
 from .plugins import active
 from .store import Execution, NewExecution
@@ -83,7 +83,7 @@ async def _execute_async(query: str, params: Any) -> psycopg.AsyncCursor[Any]:
 
 def _creation(rows: list[NewExecution]) -> Creation:
     """Trace ids (always) and carriers (when tracing) for rows enqueued from this context."""
-    position = current.get()
+    position = current_position()
     parent = position_context(position) if position is not None else None
     return Creation(active(), rows, parent, buffer=position.buffer if position else None)
 

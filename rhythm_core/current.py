@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True, frozen=True)
@@ -17,6 +18,9 @@ class CurrentExecution:
     attempt: int
     max_retries: int
     worker_id: str
+    # the instrumentation's record of this attempt (instrumentation.current_position), kept
+    # here rather than in a context variable of its own: one set per execution, not two
+    _record: Any = field(default=None, repr=False, compare=False)
 
 
 _current: ContextVar[CurrentExecution | None] = ContextVar("rhythm_execution", default=None)

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .instrumentation import Position, current
+from .instrumentation import Position, current, current_position
 from .plugins import active
 from .replay import is_replaying
 from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span
@@ -33,7 +33,7 @@ class _Trace:
         if not obs.tracing or is_replaying():
             yield None
             return
-        parent = current.get()
+        parent = current_position()
         if parent is not None and not parent.span_id:  # an unsampled attempt's, made lazily
             parent.span_id = new_span_id()
         if parent is None:  # application code outside any execution: a new root trace

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import store
+from .current import _current
 from .plugins import Observability
 from .serialization import encode
 from .telemetry import (
@@ -103,9 +104,24 @@ class AttemptRecord:
     encode: tuple[int, int, int] | None = None
 
 
+# A span opened by user code (rhythm_core.trace.span); None outside one.
 current: ContextVar[Position | AttemptRecord | None] = ContextVar(
     "rhythm_current_span", default=None
 )
+
+
+def current_position() -> Position | AttemptRecord | None:
+    """What new spans and executions hang under here: the innermost span user code opened,
+    else the running attempt (when tracing is on), else nothing."""
+    found = current.get()
+    if found is not None:
+        return found
+    execution = _current.get()
+    record = execution._record if execution is not None else None
+    if record is not None and (record.context is not None or record.lazy):
+        found = record
+    return found
+
 
 # Serialization spans for smaller payloads would be noise (the metric still sees them all).
 SERIALIZATION_SPAN_MIN_BYTES = 1024
@@ -286,11 +302,10 @@ class Instruments:
     # -- one attempt -----------------------------------------------------------------------
 
     def begin(self, row: Claimed) -> None:
-        """The attempt starts: later spans and executions hang under its span."""
-        record = row.record
-        record.start = time.time_ns()
-        if record.context is not None or record.lazy:
-            current.set(record)
+        """The attempt starts (spans and executions made in it hang under its span: the
+        worker put its record on the execution's :class:`~rhythm_core.current.CurrentExecution`,
+        which :func:`current_position` reads)."""
+        row.record.start = time.time_ns()
 
     def context_of(self, row: Claimed) -> ClaimedContext:
         """The row's trace context, read now if it was left unread (an unsampled row)."""

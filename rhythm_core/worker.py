@@ -341,6 +341,7 @@ class Worker:
                     row.attempt,
                     row.max_retries,
                     self.worker_id,
+                    row.record,
                 )
             )
             if observed:

@@ -371,3 +371,33 @@ def test_plugins_command_lists_without_importing() -> None:
     rows = [line.split()[:2] for line in done.stdout.splitlines()]
     assert ["jsonl", "rhythm_jsonl:plugin"] in rows
     assert done.stdout.splitlines()[-1] == "not imported"
+
+
+@pytest.mark.parametrize("sample_rate", [1.0, 0.0])
+def test_an_execution_enqueued_by_an_attempt_joins_its_trace(start_worker, observe, db,
+                                                             sample_rate) -> None:
+    """Sampled, the child's creation hangs under the attempt's span; unsampled (the attempt's
+    context left unread), the child still joins the trace, unsampled too."""
+    recorder = RecordingPlugin()
+    block = tracing(recorder, sample_rate=sample_rate, sample_errors=True)
+    observe(block)
+    start_worker("traced", observability=block)
+    parent = traced.enqueues.queue(7)
+    child = rhythm_core.wait(parent, timeout=10)
+    assert rhythm_core.wait(child, timeout=10) == 70
+    rows = dict((r[0], r[1:]) for r in db.execute(
+        "SELECT id::text, trace_id, trace_context->>'traceparent' FROM executions "
+        "WHERE id = ANY(%s::uuid[])", ([parent, child],)).fetchall())
+    trace_id = rows[parent][0]
+    assert rows[child][0] == trace_id
+    assert rows[child][1].endswith("-01" if sample_rate else "-00")
+    if sample_rate:
+        recorder.wait_for(lambda r: r.named(f"task.{traced.plain.name}"))
+        spans = recorder.in_trace(trace_id)
+        [invoke] = [s for s in spans if s.name == "function.invoke"
+                    and s.attributes["rhythm.execution_id"] == parent]
+        [create] = [s for s in spans if s.name == "db.create_execution"
+                    and s.parent_span_id == invoke.span_id]
+        assert rows[child][1] == f"00-{trace_id}-{create.span_id}-01"
+    else:
+        assert recorder.spans == []

@@ -64,3 +64,9 @@ def enqueues_then_fails() -> None:
     with trace.span("inner"):
         plain.queue(1)
     raise RuntimeError("after enqueueing")
+
+
+@task(queue="traced", retries=0)
+def enqueues(x: int) -> str:
+    """Enqueues straight from the attempt, outside any span of its own."""
+    return plain.queue(x)
