@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from . import store
@@ -131,6 +132,7 @@ SERIALIZATION_SPAN_MIN_BYTES = 1024
 FLUSH_EVERY_NS = 250_000_000
 
 
+_queue_and_type = attrgetter("queue", "type")
 _COMPLETED = store.COMPLETED
 _FINAL = frozenset((store.COMPLETED, store.FAILED))
 _KEPT_FOR_ERROR = frozenset((store.FAILED, store.RETRY))  # outcomes sample_errors keeps
@@ -242,7 +244,7 @@ class Instruments:
                 self.labels(("worker_id", self.worker_label), ("queue", queue_label)),
             )
             self.query("claim", start_ns, end_ns)
-            for (queue, kind), n in Counter((row.queue, row.type) for row in rows).items():
+            for (queue, kind), n in Counter(map(_queue_and_type, rows)).items():
                 self.count(
                     "rhythm.executions.claimed",
                     n,
