@@ -55,8 +55,8 @@ def test_sums_reach_the_sdk_collection() -> None:
 def _histogram(aggregates: Aggregates, name: str) -> Any:
     data = aggregates.merge(None, Resource.create({}))
     assert data is not None
-    [point] = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-               if m.name == name][0].data.data_points
+    [point] = next(m for rm in data.resource_metrics for sm in rm.scope_metrics
+                   for m in sm.metrics if m.name == name).data.data_points
     return point
 
 
@@ -78,7 +78,7 @@ def test_many_observations_in_one_point_fall_in_the_buckets_one_by_one_would(siz
     assert list(point.bucket_counts) == expected
     assert point.count == size + 1
     assert point.sum == pytest.approx(sum(values) + 0.05)
-    assert (point.min, point.max) == (min(values + [0.05]), max(values + [0.05]))
+    assert (point.min, point.max) == (min([*values, 0.05]), max([*values, 0.05]))
 
 
 def test_a_nan_among_many_observations_is_counted_as_alone() -> None:
