@@ -46,8 +46,8 @@ class NewExecution:
 # through a regular expression, which cost 11% of no-op throughput and 20% of enqueue time
 # (A/B in one process, 20,000 tasks, 5 rounds each). The trace and span ids, written to every
 # row, go as one comma-separated string each that the server splits: psycopg dumps an array
-# element by element in Python, and two more arrays cost an enqueued row about 4,500 of the
-# 7,100 instructions (callgrind) that writing its ids cost in all.
+# element by element in Python. Enqueueing a row with ids took 73,700 instructions and one
+# without 66,600; sent this way, 70,400 and 65,400 (callgrind, bench/BENCHMARKS.md).
 INSERT = """
 WITH ins AS (
     INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
