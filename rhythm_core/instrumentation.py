@@ -104,6 +104,12 @@ class AttemptRecord:
     decode: tuple[int, int, int] | None = None
     encode: tuple[int, int, int] | None = None
 
+    @property
+    def traced(self) -> bool:
+        """Tracing is on for this attempt: its context was read, or left unread to be read
+        if needed (children, user spans, a kept failure)."""
+        return self.context is not None or self.lazy
+
 
 # A span opened by user code (rhythm_core.trace.span); None outside one.
 current: ContextVar[Position | AttemptRecord | None] = ContextVar(
@@ -119,7 +125,7 @@ def current_position() -> Position | AttemptRecord | None:
         return found
     execution = _current.get()
     record = execution._record if execution is not None else None
-    if record is not None and (record.context is not None or record.lazy):
+    if record is not None and record.traced:
         found = record
     return found
 
@@ -394,7 +400,7 @@ class Instruments:
             context = record.context
             if context is not None and context.sampled:
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
-            elif kind in _KEPT_FOR_ERROR and keep_errors and (context is not None or record.lazy):
+            elif kind in _KEPT_FOR_ERROR and keep_errors and record.traced:
                 self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
         if metering:
@@ -539,7 +545,7 @@ class Instruments:
     ) -> tuple[SpanContext | None, list[Span] | None, str | None]:
         """(parent, buffer, trace id) for the children a workflow pass creates."""
         record = row.record
-        if record is None or (record.context is None and not record.lazy):
+        if record is None or not record.traced:
             return None, None, row.trace_id
         context = self.context_of(row)
         buffer = record.buffer  # set by begin() when the trace may be kept for an error
