@@ -73,7 +73,7 @@ def main() -> int:
     worker = Worker(
         QUEUE, concurrency=8, poll_interval=0.2, shutdown_timeout=5, observability=observability
     )
-    worker.start_in_thread()
+    thread = worker.start_in_thread()
     try:
         with trace.span("demo.checkout_request", route="/orders/1001"):
             execution_id = process_order.queue("order-1001")
@@ -81,6 +81,8 @@ def main() -> int:
         result = client.wait(execution_id, timeout=60)
     finally:
         worker.stop()
+        # the worker sends its last metric points as it stops: wait for it before reading them
+        thread.join(timeout=30)
         observability.shutdown()
     print(f"result: {result}\n")
     with connect(url, source) as conn:

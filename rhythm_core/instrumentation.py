@@ -84,7 +84,9 @@ class AttemptRecord:
     """Timings of one claimed execution's attempt, kept until its outcome is written.
 
     While the attempt runs it is also the current :class:`Position` (same four fields), so
-    spans and executions made by user code hang under the attempt's span.
+    spans and executions made by user code hang under the attempt's span. The worker stamps
+    the times itself, as plain integers (0 = did not happen): no call and no tuple per
+    execution on the path every execution takes.
     """
 
     # The fields a claim sets come first: the claim loop passes them by position, which costs
@@ -95,14 +97,25 @@ class AttemptRecord:
     trace_id: str = ""
     span_id: str = ""  # the attempt's span (function.invoke or workflow.replay); "" = not yet
     sampled: bool = False
-    buffer: list[Span] | None = None
+    keep: bool = False  # unsampled, but its spans are kept if the attempt fails (sample_errors)
     lazy: bool = False  # an unsampled row whose carrier is read only if it is needed
-    start: int = 0
-    end: int = 0
+    decode_start: int = 0  # decoding the arguments began (it ends at ``start``)
+    start: int = 0  # the function was called
+    end: int = 0  # it returned or raised
+    encode_end: int = 0  # encoding its result ended (it began at ``end``)
+    result_size: int = 0  # bytes of the encoded result
     error: tuple[str, str, str] | None = None  # raised by the function
     failure: tuple[str, str, str] | None = None  # raised around it (unknown function, result)
-    decode: tuple[int, int, int] | None = None
-    encode: tuple[int, int, int] | None = None
+    _buffer: list[Span] | None = None
+
+    @property
+    def buffer(self) -> list[Span] | None:
+        """Where spans of an unsampled attempt wait in case it fails (made on first use: most
+        attempts never make one); None when they would not be kept."""
+        found = self._buffer
+        if found is None and self.keep:
+            found = self._buffer = []
+        return found
 
     @property
     def traced(self) -> bool:
@@ -274,46 +287,39 @@ class Instruments:
             for row in rows:
                 row.record = AttemptRecord(None, start_ns, end_ns)
             return
-        rate, keep_errors = self.sample_rate, self.sample_errors
+        rate, keep_errors, draw = self.sample_rate, self.sample_errors, random.random
         ids_checked = all_ids(rows)  # else each row's are checked on their own
         for row in rows:
             # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
-            # is parsed or allocated unless the attempt fails or creates something.
+            # is parsed or allocated but the record unless the attempt fails or creates
+            # something.
             carrier = row.trace_context
             drawn: float | None = None
             if carrier is None:  # enqueued with tracing off: this worker is the root
-                drawn = random.random()
+                drawn = draw()
                 lazy = drawn >= rate and (ids_checked or are_ids(row.trace_id, row.span_id))
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier, ids_checked)
-            if lazy:
+            if lazy:  # valid ids: trace_id is a string
                 row.record = AttemptRecord(
-                    None,
-                    start_ns,
-                    end_ns,
-                    row.trace_id or "",
-                    "",
-                    False,
-                    [] if keep_errors else None,
-                    True,
+                    None, start_ns, end_ns, row.trace_id, "", False, keep_errors, True
                 )
                 continue
             # a root's decision is the draw above: one draw per row, not two
             decide = random.random if drawn is None else itertools.repeat(drawn).__next__
             context = read_claimed(row.trace_id, row.span_id, carrier, rate, decide)
-            record = row.record = AttemptRecord(
-                context, start_ns, end_ns, context.trace_id, new_span_id(), context.sampled
+            sampled = context.sampled
+            row.record = AttemptRecord(
+                context,
+                start_ns,
+                end_ns,
+                context.trace_id,
+                new_span_id(),
+                sampled,
+                keep_errors and not sampled,
             )
-            if keep_errors and not context.sampled:
-                record.buffer = []
 
     # -- one attempt -----------------------------------------------------------------------
-
-    def begin(self, row: Claimed) -> None:
-        """The attempt starts (spans and executions made in it hang under its span: the
-        worker put its record on the execution's :class:`~rhythm_core.current.CurrentExecution`,
-        which :func:`current_position` reads)."""
-        row.record.start = time.time_ns()
 
     def context_of(self, row: Claimed) -> ClaimedContext:
         """The row's trace context, read now if it was left unread (an unsampled row)."""
@@ -324,7 +330,7 @@ class Instruments:
             )
             record.lazy = False
             if context.trace_id != record.trace_id:  # unusable after all: a new root trace
-                for span in record.buffer or ():
+                for span in record._buffer or ():
                     span.trace_id = context.trace_id
                 record.trace_id = context.trace_id
             if not record.span_id:
@@ -333,6 +339,8 @@ class Instruments:
         return found
 
     def finish(self, row: Claimed, error: BaseException | None, stack: str = "") -> None:
+        """The attempt ended without a result to encode: it raised, or a workflow pass
+        suspended (the worker stamps a returning attempt's end itself)."""
         record = row.record
         record.end = time.time_ns()
         if error is not None:
@@ -373,19 +381,19 @@ class Instruments:
                 continue
             final = kind in _FINAL
             if metering:
-                end = record.end
-                if end:
-                    status = "failed" if record.error is not None else "success"
-                    values = by_function.get((row.function_name, row.type, status))
-                    if values is None:
-                        values = self._function_values(row, status)
-                    values.append((end - record.start) / 1e9)
-                timing = record.decode
-                if timing is not None:
-                    decode_values.append((timing[1] - timing[0]) / 1e9)
-                timing = record.encode
-                if timing is not None:
-                    encode_values.append((timing[1] - timing[0]) / 1e9)
+                start = record.start
+                if start:  # the function was called, after its arguments were decoded
+                    decode_values.append((start - record.decode_start) / 1e9)
+                    end = record.end
+                    if end:
+                        status = "failed" if record.error is not None else "success"
+                        values = by_function.get((row.function_name, row.type, status))
+                        if values is None:
+                            values = self._function_values(row, status)
+                        values.append((end - start) / 1e9)
+                        encoded = record.encode_end
+                        if encoded:
+                            encode_values.append((encoded - end) / 1e9)
                 if final:
                     status = "success" if kind == _COMPLETED else "failed"
                     key = (row.queue, status, row.type)
@@ -470,9 +478,12 @@ class Instruments:
                 },
             ),
         ]
-        for timing, direction in ((record.decode, "deserialize"), (record.encode, "serialize")):
-            if timing is not None and timing[2] >= SERIALIZATION_SPAN_MIN_BYTES:
-                start, end, size = timing
+        timings = (
+            (record.decode_start, record.start, len(row.args) + len(row.kwargs), "deserialize"),
+            (record.end, record.encode_end, record.result_size, "serialize"),
+        )
+        for start, end, size, direction in timings:
+            if start and end and size >= SERIALIZATION_SPAN_MIN_BYTES:
                 attributes = {"payload_size": size, "format": "json", "direction": direction}
                 spans.append(
                     span("serialization", new_span_id(), parent, start, end, INTERNAL, attributes)
@@ -517,11 +528,11 @@ class Instruments:
                     "db.operation.name": "UPDATE",
                     "execution_id": row.id,
                     "status": kind,
-                    "result_size": record.encode[2] if record.encode else 0,
+                    "result_size": record.result_size,
                 },
             )
         )
-        spans.extend(record.buffer or ())
+        spans.extend(record._buffer or ())
         if final:
             execution = span(
                 f"{row.type}.{row.function_name}",
@@ -548,7 +559,7 @@ class Instruments:
         if record is None or not record.traced:
             return None, None, row.trace_id
         context = self.context_of(row)
-        buffer = record.buffer  # set by begin() when the trace may be kept for an error
+        buffer = record.buffer  # a list when the trace may be kept for an error
         parent = SpanContext(context.trace_id, record.span_id, context.sampled)
         return parent, buffer, context.trace_id
 
