@@ -15,10 +15,10 @@ import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import attrgetter, sub, truediv
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from . import store
@@ -152,11 +152,6 @@ FLUSH_EVERY_NS = 250_000_000
 
 
 _queue_and_type = attrgetter("queue", "type")
-_series_of = attrgetter("function_name", "type", "queue")
-_record_of, _created_of = attrgetter("record"), attrgetter("created_ns")
-_sampled_of, _error_of = attrgetter("sampled"), attrgetter("error")
-_decode_start_of, _start_of = attrgetter("decode_start"), attrgetter("start")
-_end_of, _encode_end_of = attrgetter("end"), attrgetter("encode_end")
 _COMPLETED = store.COMPLETED
 _FINAL = frozenset((store.COMPLETED, store.FAILED))
 _KEPT_FOR_ERROR = frozenset((store.FAILED, store.RETRY))  # outcomes sample_errors keeps
@@ -305,9 +300,9 @@ class Instruments:
                 lazy = drawn >= rate and (ids_checked or are_ids(row.trace_id, row.span_id))
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier, ids_checked)
-            if lazy:
+            if lazy:  # valid ids: trace_id is a string
                 row.record = AttemptRecord(
-                    None, start_ns, end_ns, row.trace_id or "", "", False, keep_errors, True
+                    None, start_ns, end_ns, row.trace_id, "", False, keep_errors, True
                 )
                 continue
             # a root's decision is the draw above: one draw per row, not two
@@ -370,81 +365,17 @@ class Instruments:
 
     def reported(
         self,
-        rows: list[Claimed],
-        kinds: list[str],
+        outcomes: Iterable[tuple[Claimed, str]],
         start_ns: int,
         end_ns: int,
         operation: str = "report",
     ) -> None:
-        """A batch of outcomes was written: ``rows[i]`` ended as ``kinds[i]`` (per
-        :mod:`rhythm_core.store`, or ``suspended`` for a workflow pass, written by the
-        ``suspend`` statement)."""
-        metering = self.metering
-        # the common batch (every row one function's, completed without error) is counted
-        # in a few passes in C, the others row by row
-        records = list(map(_record_of, rows))
-        whole = kinds.count(_COMPLETED) == len(kinds) and None not in records
-        counted = metering and whole and self._completed_batch(rows, records, end_ns)
-        if (metering and not counted) or not whole:
-            self._row_by_row(rows, kinds, start_ns, end_ns, counted)
-        elif self.tracing and True in map(_sampled_of, records):
-            # only sampled attempts have spans to build (none is kept for an error here)
-            pairs = zip(rows, records, strict=True)
-            for row, record in compress(pairs, map(_sampled_of, records)):
-                context = record.context
-                if context is not None and context.sampled:
-                    self._attempt_spans(row, record, _COMPLETED, True, start_ns, end_ns)
-        if metering:
-            self.query(operation, start_ns, end_ns)
-            self.flush(due=True)
-
-    def _completed_batch(
-        self, rows: list[Claimed], records: list[AttemptRecord], end_ns: int
-    ) -> bool:
-        """Count the durations of a batch of completed attempts of one function; False (and
-        nothing counted) when it is not such a batch."""
-        n = len(rows)
-        series = set(map(_series_of, rows))
-        if len(series) != 1:
-            return False
-        errors = list(map(_error_of, records))
-        starts = list(map(_start_of, records))
-        ends = list(map(_end_of, records))
-        encoded = list(map(_encode_end_of, records))
-        if errors.count(None) != n or 0 in starts or 0 in ends or 0 in encoded:
-            return False
-        ((function_name, kind, queue),) = series
-        values = self._by_function.get((function_name, kind, "success"))
-        if values is None:
-            values = self._function_values(rows[0], "success")
-        values.extend(map(truediv, map(sub, ends, starts), repeat(1e9)))
-        decoded = map(_decode_start_of, records)
-        self._decode_values.extend(map(truediv, map(sub, starts, decoded), repeat(1e9)))
-        self._encode_values.extend(map(truediv, map(sub, encoded, ends), repeat(1e9)))
-        # the database's clock against ours: a negative wait counts as none
-        waited = map(max, map(sub, repeat(end_ns, n), map(_created_of, rows)), repeat(0))
-        self._outcome_values(queue, "success", kind).extend(map(truediv, waited, repeat(1e9)))
-        return True
-
-    def _outcome_values(self, queue: str, status: str, kind: str) -> list[float]:
-        """The execution duration series of a queue, final status and execution type."""
-        key = (queue, status, kind)
-        values = self._by_outcome.get(key)
-        if values is None:
-            labels = {"execution_type": kind, "queue": queue, "status": status}
-            values = self._by_outcome[key] = self._series_values(
-                "rhythm.execution.duration", labels
-            )
-        return values
-
-    def _row_by_row(
-        self, rows: list[Claimed], kinds: list[str], start_ns: int, end_ns: int, counted: bool
-    ) -> None:
-        """:meth:`reported` for any batch: metrics (unless ``counted`` already) and spans."""
-        metering, keep_errors = self.metering and not counted, self.sample_errors
+        """A batch of outcomes was written (``kind`` per :mod:`rhythm_core.store`, or
+        ``suspended`` for a workflow pass, written by the ``suspend`` statement)."""
+        metering, keep_errors = self.metering, self.sample_errors
         by_outcome, by_function = self._by_outcome, self._by_function
         decode_values, encode_values = self._decode_values, self._encode_values
-        for row, kind in zip(rows, kinds, strict=True):
+        for row, kind in outcomes:
             record = row.record
             if record is None:
                 continue
@@ -465,9 +396,13 @@ class Instruments:
                             encode_values.append((encoded - end) / 1e9)
                 if final:
                     status = "success" if kind == _COMPLETED else "failed"
-                    values = by_outcome.get((row.queue, status, row.type))
+                    key = (row.queue, status, row.type)
+                    values = by_outcome.get(key)
                     if values is None:
-                        values = self._outcome_values(row.queue, status, row.type)
+                        labels = {"execution_type": row.type, "queue": row.queue, "status": status}
+                        values = self._by_outcome[key] = self._series_values(
+                            "rhythm.execution.duration", labels
+                        )
                     waited = end_ns - row.created_ns  # the database's clock against ours
                     values.append(waited / 1e9 if waited > 0 else 0.0)
             context = record.context
@@ -476,6 +411,9 @@ class Instruments:
             elif kind in _KEPT_FOR_ERROR and keep_errors and record.traced:
                 self.context_of(row)
                 self._attempt_spans(row, record, kind, final, start_ns, end_ns)
+        if metering:
+            self.query(operation, start_ns, end_ns)
+            self.flush(due=True)
 
     def _attempt_spans(
         self,
@@ -627,7 +565,7 @@ class Instruments:
 
     def suspended(self, row: Claimed, start_ns: int, end_ns: int) -> None:
         """A workflow pass ended by suspending (its children recorded)."""
-        self.reported([row], ["suspended"], start_ns, end_ns, operation="suspend")
+        self.reported([(row, "suspended")], start_ns, end_ns, operation="suspend")
 
 
 def emit_standalone(

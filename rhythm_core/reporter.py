@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -23,9 +23,8 @@ _row, _kind = itemgetter(7), itemgetter(2)
 
 # (id, lease, kind, result json, error json, delay seconds, parent id, row)
 Outcome = tuple[str, int, str, str | None, str | None, float, str | None, Claimed]
-# Told of each written batch (its rows, their kinds, start and end in ns), when observability
-# is on.
-Observer = Callable[[list[Claimed], list[str], int, int], None]
+# Told of each written batch (rows and kinds, start and end in ns), when observability is on.
+Observer = Callable[[Iterable[tuple[Claimed, str]], int, int], None]
 
 
 class Reporter:
@@ -56,8 +55,9 @@ class Reporter:
                 try:
                     await self._connection.run(functools.partial(self._write, batch=batch))
                     if self._observer is not None:
-                        rows, kinds = list(map(_row, batch)), list(map(_kind, batch))
-                        self._observer(rows, kinds, started, time.time_ns())
+                        # (row, kind) pairs, iterated in C rather than built as a list
+                        pairs = zip(map(_row, batch), map(_kind, batch), strict=True)
+                        self._observer(pairs, started, time.time_ns())
                 except Exception as exc:  # lost connections are retried inside run()
                     log.error(
                         "rhythm: writing %d outcome(s) failed (%s); writing them one by one",
