@@ -300,9 +300,9 @@ class Instruments:
                 lazy = drawn >= rate and (ids_checked or are_ids(row.trace_id, row.span_id))
             else:
                 lazy = unsampled_at_a_glance(row.trace_id, row.span_id, carrier, ids_checked)
-            if lazy:  # valid ids: trace_id is a string
+            if lazy:
                 row.record = AttemptRecord(
-                    None, start_ns, end_ns, row.trace_id, "", False, keep_errors, True
+                    None, start_ns, end_ns, row.trace_id or "", "", False, keep_errors, True
                 )
                 continue
             # a root's decision is the draw above: one draw per row, not two
