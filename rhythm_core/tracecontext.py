@@ -238,6 +238,10 @@ def read_claimed(
 
 
 _TRACEPARENT_KEY = '"traceparent": "'
+# A valid, unsampled version-00 traceparent as the column's JSON text holds it, the trace id
+# captured: one match replaces the slicing and comparisons that cost a traced row ~90
+# bytecodes at claim (bench.opcodes --traced-enqueue).
+_UNSAMPLED_TRACEPARENT = re.compile(r'"traceparent": "00-([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-00"')
 
 
 def unsampled_at_a_glance(
@@ -251,19 +255,11 @@ def unsampled_at_a_glance(
         return False
     if carrier is None or len(carrier) > MAX_CARRIER_BYTES:
         return False
-    at = carrier.find(_TRACEPARENT_KEY)
+    at = carrier.find(_TRACEPARENT_KEY)  # the key's first place, as json would read it
     if at < 0:
         return False
-    value = carrier[at + len(_TRACEPARENT_KEY) : at + len(_TRACEPARENT_KEY) + 56]
-    if len(value) != 56 or value[55] != '"' or value[53:55] != "00":
-        return False
-    traceparent = value[:55]
-    return (
-        _TRACEPARENT.match(traceparent) is not None  # 55 characters: the whole of it
-        and traceparent.startswith("00-")
-        and traceparent[3:35] == trace_id
-        and traceparent[36:52] != _ZERO_SPAN
-    )
+    found = _UNSAMPLED_TRACEPARENT.match(carrier, at)
+    return found is not None and found[1] == trace_id
 
 
 def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:

@@ -202,3 +202,31 @@ def test_ids_split_at_the_wrong_place_are_refused() -> None:
     assert not tc.are_ids(TRACE[:31], TRACE[31] + SPAN)
     assert not tc.are_ids(TRACE + SPAN[0], SPAN[1:])
     assert tc.are_ids(TRACE, SPAN)
+
+
+TRACEPARENTS = st.one_of(
+    st.just(GOOD), st.just(GOOD[:-2] + "00"), st.just(f"00-{TRACE}-{'0' * 16}-00"),
+    st.just(f"01-{TRACE}-{PARENT}-00"), st.just(f"00-{TRACE.upper()}-{PARENT}-00"),
+    st.just(f"00-{'1' * 32}-{PARENT}-00"), st.just(f"00-{TRACE}-{PARENT}-00-extra"),
+    st.text(alphabet="0123456789abcdef-", max_size=60),
+)
+
+
+@given(traceparent=TRACEPARENTS,
+       other=st.dictionaries(st.sampled_from(["tracestate", "baggage", "x-traceparent", "b"]),
+                             st.one_of(st.text(max_size=20), TRACEPARENTS), max_size=3),
+       trace_id=st.one_of(st.just(TRACE), st.just("1" * 32), HEXISH))
+@settings(max_examples=300)
+def test_a_carrier_left_unread_at_claim_reads_as_unsampled_in_the_same_trace(
+        traceparent, other, trace_id) -> None:
+    # the column's text as PostgreSQL's jsonb prints it (keys sorted by length, ", " and ": ")
+    carrier = json.dumps(dict(sorted({**other, "traceparent": traceparent}.items(),
+                                     key=lambda kv: (len(kv[0]), kv[0]))))
+    glance = tc.unsampled_at_a_glance(trace_id, SPAN, carrier)
+    read = tc.read_claimed(trace_id, SPAN, carrier, 1.0)
+    if glance:  # what the claim loop skips reading must be exactly this
+        assert read.problem is None and not read.sampled and read.trace_id == trace_id
+    elif read.problem is None and not read.sampled and read.parent is not None:
+        # an unsampled, usable parent that the glance did not see: only another version's
+        # traceparent, or one with more after its flags, which is then read in full
+        assert not traceparent.startswith("00-") or len(traceparent) > 55
