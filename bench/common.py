@@ -128,17 +128,25 @@ def truncate(url: str) -> None:
 
 
 class GcClock:
-    """Wall time this process spends in the garbage collector, while installed."""
+    """Wall time this process spends in the garbage collector while installed, and how many
+    collections of each generation it made."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.count = [0, 0, 0]
+        self.by_generation = [0.0, 0.0, 0.0]
         self._began = 0.0
 
-    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
+    @property
+    def seconds(self) -> float:
+        return sum(self.by_generation)
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            self.seconds += time.perf_counter() - self._began
+            generation = info["generation"]
+            self.count[generation] += 1
+            self.by_generation[generation] += time.perf_counter() - self._began
 
 
 def alternate(

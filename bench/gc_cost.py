@@ -16,43 +16,33 @@ import argparse
 import asyncio
 import gc
 import sys
-import time
 from typing import Any
 
 import rhythm_core
 from rhythm_core import Worker, plugins
 from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
 
-from .common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
+from .common import (
+    OFF,
+    GcClock,
+    enqueue,
+    machine,
+    run_until_completed,
+    scratch_database,
+    truncate,
+)
 from .noop_tasks import noop_async
 from .overhead import Discarding, observed
 
 
-class ByGeneration:
-    """Collections and seconds spent in them, per generation, while installed."""
-
-    def __init__(self) -> None:
-        self.count = [0, 0, 0]
-        self.seconds = [0.0, 0.0, 0.0]
-        self._began = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._began = time.perf_counter()
-        else:
-            generation = info["generation"]
-            self.count[generation] += 1
-            self.seconds[generation] += time.perf_counter() - self._began
-
-
-def one_run(url: str, block: dict[str, Any], tasks: int) -> ByGeneration:
+def one_run(url: str, block: dict[str, Any], tasks: int) -> GcClock:
     truncate(url)
     enqueue(noop_async, tasks)
     plugins.activate(plugins.DISABLED)
     gc.collect()  # what the previous run left is not this one's
     worker = Worker(noop_async.queue_name, database_url=url, observability=block,
                     concurrency=100, poll_interval=0.05)
-    clock = ByGeneration()
+    clock = GcClock()
     gc.callbacks.append(clock)
     try:
         asyncio.run(run_until_completed(worker, url, noop_async.queue_name, tasks))
@@ -82,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, block in variants.items():
                 clock = one_run(url, block(), args.tasks)
                 counts = " / ".join(map(str, clock.count))
-                spent = " / ".join(f"{s * 1e3:.1f}" for s in clock.seconds)
-                per = sum(clock.seconds) / args.tasks * 1e6
+                spent = " / ".join(f"{s * 1e3:.1f}" for s in clock.by_generation)
+                per = clock.seconds / args.tasks * 1e6
                 print(f"| {round_no} | {name} | {counts} | {spent} | {per:.2f} |", flush=True)
     return 0
 

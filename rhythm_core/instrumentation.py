@@ -290,9 +290,8 @@ class Instruments:
         rate, keep_errors, draw = self.sample_rate, self.sample_errors, random.random
         ids_checked = all_ids(rows)  # else each row's are checked on their own
         for row in rows:
-            # Most rows of a sampled-down fleet are unsampled and succeed: for those nothing
-            # is parsed or allocated but the record unless the attempt fails or creates
-            # something.
+            # Most rows of a sampled-down fleet are unsampled and succeed: for those only the
+            # record is made; nothing is parsed unless the attempt fails or creates something.
             carrier = row.trace_context
             drawn: float | None = None
             if carrier is None:  # enqueued with tracing off: this worker is the root

@@ -241,7 +241,9 @@ _TRACEPARENT_KEY = '"traceparent": "'
 # A valid, unsampled version-00 traceparent as the column's JSON text holds it, the trace id
 # captured: one match replaces the slicing and comparisons that cost a traced row ~90
 # bytecodes at claim (bench.opcodes --traced-enqueue).
-_UNSAMPLED_TRACEPARENT = re.compile(r'"traceparent": "00-([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-00"')
+_UNSAMPLED_TRACEPARENT = re.compile(
+    re.escape(_TRACEPARENT_KEY) + r'00-([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-00"'
+)
 
 
 def unsampled_at_a_glance(
