@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -62,20 +63,18 @@ async def _stop_when_done(worker: Any, url: str, queue: str, total: int) -> None
 def child(variant: str, url: str, tasks: int) -> None:
     """One run of ``variant``, as the process valgrind counts."""
     import rhythm_core
-    from rhythm_core import Worker, instrumentation
+    from rhythm_core import Worker
     from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
 
     from .bare import bare_worker_class
     from .common import OFF, enqueue
     from .noop_tasks import noop_async
-    from .overhead import Discarding, _untraced, observed
+    from .overhead import Discarding, observed, without_trace_ids
 
     rhythm_core.configure(url)
     if variant in ("ids", "no-ids"):
-        if variant == "no-ids":
-            instrumentation._own_trace = _untraced
-            instrumentation.new_span_id = lambda: None  # type: ignore[assignment,return-value]
-        enqueue(noop_async, tasks)
+        with contextlib.nullcontext() if variant == "ids" else without_trace_ids():
+            enqueue(noop_async, tasks)
     blocks: dict[str, Any] = {
         "on-default": observed(DEFAULT_SAMPLE_RATE),
         "on-100": observed(1.0),

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rhythm_core
@@ -33,7 +33,7 @@ from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
 from rhythm_core.store import NewExecution
 from rhythm_core.telemetry import MetricPoint, Span
 from rhythm_core.testing import RecordingPlugin
-from rhythm_core.tracecontext import new_execution_id
+from rhythm_core.tracecontext import execution_id_of, random_hex
 
 from .bare import bare_worker_class
 from .common import (
@@ -50,10 +50,24 @@ from .common import (
 from .noop_tasks import noop_async
 
 
-def _untraced(row: NewExecution) -> str:
-    """For the no-ids variant: a row without trace ids (the generator is replaced by this)."""
-    row.id = row.id or new_execution_id()
-    return None  # type: ignore[return-value]
+def _ids_only(rows: list[NewExecution]) -> None:
+    """What an engine without trace ids does to the rows it enqueues: give each an execution
+    id, drawn per batch as ``instrumentation._own_traces`` draws, and nothing else."""
+    drawn = random_hex(32 * len(rows))
+    for at, row in enumerate(rows):
+        if not row.id:
+            row.id = execution_id_of(drawn[32 * at : 32 * at + 32])
+
+
+@contextlib.contextmanager
+def without_trace_ids() -> Iterator[None]:
+    """Rows enqueued inside the block (tracing off) get no trace id and no span id."""
+    saved = instrumentation._own_traces
+    instrumentation._own_traces = _ids_only
+    try:
+        yield
+    finally:
+        instrumentation._own_traces = saved
 
 
 class Discarding:
@@ -104,16 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     def end_to_end(ids: bool) -> Callable[[], float]:
         def run() -> float:
             truncate(url)
-            saved = instrumentation._own_trace, instrumentation.new_span_id
-            if not ids:
-                instrumentation._own_trace = _untraced
-                instrumentation.new_span_id = lambda: None  # type: ignore[assignment,return-value]
-            try:
-                began = time.perf_counter()
-                enqueue(noop_async, args.tasks)
-                enqueued = time.perf_counter() - began
-            finally:
-                instrumentation._own_trace, instrumentation.new_span_id = saved
+            with contextlib.nullcontext() if ids else without_trace_ids():
+                enqueued = enqueue(noop_async, args.tasks)
             worker = Worker(noop_async.queue_name, concurrency=args.concurrency,
                             database_url=url, poll_interval=0.05, observability=off)
             ran = asyncio.run(run_until_completed(worker, url, noop_async.queue_name, args.tasks))

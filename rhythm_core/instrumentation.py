@@ -41,6 +41,8 @@ from .telemetry import (
     PRODUCER as PRODUCER_KIND,
 )
 from .tracecontext import (
+    ONE_SPAN,
+    ZERO_SPAN,
     CarrierError,
     ClaimedContext,
     all_ids,
@@ -51,8 +53,10 @@ from .tracecontext import (
     new_execution_id,
     new_span_id,
     new_trace_id,
+    random_hex,
     read_carrier,
     read_claimed,
+    trace_id_head,
     unsampled_at_a_glance,
 )
 
@@ -612,14 +616,10 @@ class Creation:
         if not rows:
             return
         if not obs.tracing:
-            if trace_id and not is_trace_id(trace_id):  # a parent row's, stored malformed
-                trace_id = None
-            for row in rows:
-                if trace_id:
-                    row.trace_id, row.id = trace_id, row.id or new_execution_id()
-                else:
-                    row.trace_id = _own_trace(row)
-                row.span_id = new_span_id()
+            if trace_id and is_trace_id(trace_id):
+                _join_trace(rows, trace_id)
+            else:  # none, or a parent row's stored malformed
+                _own_traces(rows)
             return
         if parent is None:
             parent = _ambient_parent(obs)
@@ -685,6 +685,31 @@ class Creation:
                 self.obs.emit_span(span)
             elif self.buffer is not None:
                 self.buffer.append(span)
+
+
+def _own_traces(rows: list[NewExecution]) -> None:
+    """Ids for rows that each start their own trace (see :func:`_own_trace`), with tracing
+    off: the random part of every id comes from one draw for the batch."""
+    drawn, head, at = random_hex(40 * len(rows)), trace_id_head(), 0
+    for row in rows:
+        row.trace_id = trace_id = head + drawn[at : at + 24]
+        if not row.id:  # kept when an insert is retried with the same rows
+            row.id = execution_id_of(trace_id)
+        span_id = drawn[at + 24 : at + 40]
+        row.span_id = span_id if span_id != ZERO_SPAN else ONE_SPAN
+        at += 40
+
+
+def _join_trace(rows: list[NewExecution], trace_id: str) -> None:
+    """Ids for rows that join ``trace_id`` (a workflow's children), with tracing off."""
+    drawn, at = random_hex(48 * len(rows)), 0
+    for row in rows:
+        row.trace_id = trace_id
+        if not row.id:
+            row.id = execution_id_of(drawn[at : at + 32])
+        span_id = drawn[at + 32 : at + 48]
+        row.span_id = span_id if span_id != ZERO_SPAN else ONE_SPAN
+        at += 48
 
 
 def _own_trace(row: NewExecution) -> str:

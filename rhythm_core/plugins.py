@@ -25,6 +25,7 @@ from . import hookspecs
 from .errors import ConfigError
 from .obsconfig import ObservabilityConfig, resolve
 from .telemetry import COUNTER, MetricPoint, Span, SpanContext
+from .tracecontext import are_ids
 
 log = logging.getLogger("rhythm.observability")
 
@@ -215,7 +216,14 @@ class Observability:
                 self._failed(plugin, "rhythm_context_extract", exc)
                 continue
             if isinstance(found, SpanContext):
-                return found
+                # its ids go into rows and carriers as they are: only well-formed ones do
+                if are_ids(found.trace_id, found.span_id):
+                    return found
+                self._failed(
+                    plugin,
+                    "rhythm_context_extract",
+                    ValueError(f"returned a SpanContext with malformed ids: {found!r:.200}"),
+                )
         return None
 
     def _failed(self, plugin: str, hook: str, exc: Exception) -> None:

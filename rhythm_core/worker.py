@@ -146,6 +146,7 @@ class Worker:
         if self._owns_observability:
             activate(self._obs)  # .queue() and rhythm_core.trace/metrics in this process
         self._observed = self._obs.enabled
+        self._claim_sql = store.CLAIM if self._observed else store.CLAIM_UNOBSERVED
         self._instruments = cast(
             Instruments, Instruments(self._obs, self.worker_id) if self._observed else None
         )
@@ -298,7 +299,7 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> list[Claimed]:
-        cursor = await conn.execute(store.CLAIM, (self.worker_id, self.queues, limit, limit))
+        cursor = await conn.execute(self._claim_sql, (self.worker_id, self.queues, limit, limit))
         return [Claimed(*row) for row in await cursor.fetchall()]
 
     async def _release_lost(self, conn: psycopg.AsyncConnection[Any]) -> None:

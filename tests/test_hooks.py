@@ -13,7 +13,7 @@ from rhythm_core import hookimpl, trace
 from rhythm_core.catalogue import BY_NAME
 from rhythm_core.telemetry import Span, SpanContext
 from rhythm_core.testing import RecordingPlugin
-from rhythm_core.tracecontext import format_traceparent
+from rhythm_core.tracecontext import format_traceparent, is_span_id
 
 from .apps import traced
 
@@ -131,6 +131,30 @@ def test_rhythm_context_extract_reads_a_format_the_core_cannot(observe, db) -> N
     assert trace_id == "6b083b5f247c0ef3db2c7cdc2208eb09"
     assert carrier["traceparent"].endswith("-00")  # the extracted context was not sampled
     assert recorder.named("db.create_execution") == []
+
+
+class MalformedExtractPlugin(OwnFormatPlugin):
+    """Extracts ids that are not hex: one holds the comma that separates a batch's ids."""
+
+    name = "malformed-extract"
+
+    @hookimpl
+    def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
+        return SpanContext("6b083b5f247c0ef3,b7cdc2208eb09aa", "00f067aa0ba902b7", True)
+
+
+def test_rhythm_context_extract_with_malformed_ids_is_refused_and_counted(observe, db) -> None:
+    obs = observe(block(MalformedExtractPlugin(), RecordingPlugin()))
+    ids = traced.plain.queue_many([(1,), (2,)])
+    rows = db.execute(
+        "SELECT id::text, trace_id, span_id FROM executions WHERE id = ANY(%s::uuid[])",
+        (ids,),
+    ).fetchall()
+    assert len(rows) == 2
+    for execution_id, trace_id, span_id in rows:  # each started its own, well-formed trace
+        assert trace_id == execution_id.replace("-", "")
+        assert is_span_id(span_id)
+    assert obs.errors[("malformed-extract", "rhythm_context_extract")] == 1
 
 
 def test_rhythm_observability_shutdown_on_worker_stop(start_worker) -> None:

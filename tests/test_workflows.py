@@ -116,6 +116,23 @@ def test_workflow_as_a_child_of_a_workflow(start_worker, db) -> None:
     assert child[1] == workflows.pipeline.name
 
 
+def test_with_observability_off_a_workflow_tree_shares_its_trace_id(start_worker, db) -> None:
+    """An off worker reads only a workflow's trace id at claim (a task's none): the children
+    and grandchildren still join the root's trace, each with a span id of its own."""
+    start_worker(["wf", "wf-tasks"])
+    execution_id = workflows.nested.queue(1)
+    assert rhythm_core.wait(execution_id, timeout=20) == 21
+    rows = db.execute(
+        "WITH RECURSIVE tree AS (SELECT id, trace_id, span_id, type FROM executions"
+        " WHERE id = %s UNION ALL SELECT e.id, e.trace_id, e.span_id, e.type"
+        " FROM executions e JOIN tree ON e.parent_id = tree.id) SELECT * FROM tree",
+        (execution_id,),
+    ).fetchall()
+    assert {kind for *_, kind in rows} == {"workflow", "task"} and len(rows) > 3
+    assert {trace_id for _, trace_id, _, _ in rows} == {execution_id.replace("-", "")}
+    assert len({span_id for _, _, span_id, _ in rows}) == len(rows)
+
+
 def test_run_outside_a_workflow_is_refused() -> None:
     with pytest.raises(NotInWorkflow, match=r"add\.queue"):
         basic.add.run(1, 2)
