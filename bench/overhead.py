@@ -1,6 +1,6 @@
 """What observability costs, as throughput ratios from alternating runs in one process.
 
-    python -m bench.overhead [--tasks 20000] [--rounds 5] [--concurrency 100]
+    python -m bench.overhead [--tasks 20000] [--rounds 5] [--concurrency 100] [--variants a,b]
 
 - off vs removed: the engine with observability off, against the same engine with its
   instrumentation blocks deleted from the source (bench/bare.py). Target >= 0.99.
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--variants", default="",
+                        help="comma-separated names to run (default: all); a comparison is "
+                             "printed when both its sides ran")
     args = parser.parse_args(argv)
     bare_worker, removed = bare_worker_class()
     off = OFF
@@ -144,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             "ids": end_to_end(True),
             "no-ids": end_to_end(False),
         }
+        if args.variants:
+            chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+            unknown = sorted(set(chosen) - set(variants))
+            if unknown:
+                parser.error(f"unknown --variants {', '.join(unknown)}; known: "
+                             f"{', '.join(variants)}")
+            variants = {name: variants[name] for name in chosen}
         gc_us: dict[str, list[float]] = {}
         rates, cpu = alternate(variants, args.rounds, args.tasks, gc_us)
         client.reset()
@@ -170,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         ("ids in every row / no ids (enqueue + run)", "ids", "no-ids", ">= 0.99"),
     ]
     for label, a, b, target in rows:
+        if a not in rates or b not in rates:
+            continue
         ratio, low, high = paired_ratios(rates, a, b)
         print(f"| {label} | {m[a]:,.0f} | {m[b]:,.0f} | {ratio:.3f} "
               f"| {low:.3f} - {high:.3f} | {target} | {c[a] - c[b]:+.1f} "
