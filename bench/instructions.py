@@ -9,7 +9,7 @@ and once with ``--tasks``: the difference divided by the difference in tasks is 
 execution costs, start-up and imports cancelling out. Only the worker's process is counted;
 PostgreSQL runs outside valgrind. The tasks are enqueued by this process before the child
 starts, except for the ids variants, whose child enqueues them (with and without trace ids)
-because that is part of what they compare.
+because that is part of what they compare; the ``enqueue-*`` pair only enqueues.
 
 Instructions are not time: a cache miss or a system call costs more than its count, and a
 worker also waits on PostgreSQL. But for a CPU-bound worker, "off / on" instructions are close
@@ -30,7 +30,10 @@ from typing import Any
 import psycopg
 
 VARIANTS = ("removed", "off", "on-default", "on-100", "discard-default", "discard-100",
-            "traces-only", "metrics-only", "ids", "no-ids")
+            "traces-only", "metrics-only", "ids", "no-ids", "enqueue-ids", "enqueue-no-ids")
+# variants whose child enqueues its own tasks; the enqueue-* ones run no worker: enqueueing
+# alone is deterministic to a few instructions a row, where a worker's batches are not
+ENQUEUING = ("ids", "no-ids", "enqueue-ids", "enqueue-no-ids")
 ROWS = [
     ("off / instrumentation removed", "off", "removed"),
     ("on, recording plugin, default rate / off", "on-default", "off"),
@@ -40,6 +43,7 @@ ROWS = [
     ("traces only, keep-nothing plugin, default rate / off", "traces-only", "off"),
     ("metrics only, keep-nothing plugin / off", "metrics-only", "off"),
     ("ids in every row / no ids (enqueue + run)", "ids", "no-ids"),
+    ("ids in every row / no ids (enqueue only, per row)", "enqueue-ids", "enqueue-no-ids"),
 ]
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -72,9 +76,11 @@ def child(variant: str, url: str, tasks: int) -> None:
     from .overhead import Discarding, observed, without_trace_ids
 
     rhythm_core.configure(url)
-    if variant in ("ids", "no-ids"):
-        with contextlib.nullcontext() if variant == "ids" else without_trace_ids():
+    if variant in ENQUEUING:
+        with contextlib.nullcontext() if "no-ids" not in variant else without_trace_ids():
             enqueue(noop_async, tasks)
+        if variant.startswith("enqueue-"):
+            return
     blocks: dict[str, Any] = {
         "on-default": observed(DEFAULT_SAMPLE_RATE),
         "on-100": observed(1.0),
@@ -100,7 +106,7 @@ def counted(variant: str, url: str, tasks: int) -> int:
     from .noop_tasks import noop_async
 
     truncate(url)
-    if variant not in ("ids", "no-ids"):
+    if variant not in ENQUEUING:
         enqueue(noop_async, tasks)
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
