@@ -59,7 +59,7 @@ class _Backend:
                 disable_telemetry=True,
             )
         self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
-        # ddtrace costs about 130 µs of CPU per span here and the DogStatsD client several µs
+        # ddtrace costs tens of µs of CPU per span (BENCHMARKS.md) and the DogStatsD client µs
         # per call: done on the queue's thread, that time overlaps the loop's waits on
         # PostgreSQL instead of delaying every claim and report
         self.sender = TelemetryQueue("rhythm-datadog", self.send_trace, self.emit_metric)
