@@ -95,7 +95,7 @@ def step_literal(step: Step | None) -> str | None:
 @dataclass(slots=True)
 class Claimed:
     """An execution this worker holds, as returned by :data:`CLAIM` (or, by a worker with
-    observability off, :data:`CLAIM_UNOBSERVED`: no trace fields but a workflow's trace id)."""
+    tracing off, :data:`CLAIM_UNTRACED`: no trace fields but a workflow's trace id)."""
 
     id: str
     type: str
@@ -140,9 +140,10 @@ RETURNING e.id::text, e.type, e.function_name, e.queue, e.args::text, e.kwargs::
           (extract(epoch FROM e.created_at) * 1e9)::int8, e.replays
 """
 CLAIM = _CLAIM.format(trace_fields="e.trace_id, e.span_id, e.trace_context::text")
-# With observability off a worker reads no task's trace fields, and of a workflow's only the
-# trace id, which its children join: a row's two ids cost 140-250 ns to send and decode.
-CLAIM_UNOBSERVED = _CLAIM.format(
+# With tracing off (observability off, or metrics only) a worker reads no task's trace
+# fields, and of a workflow's only the trace id, which its children join: a row's two ids
+# cost 140-250 ns to send and decode.
+CLAIM_UNTRACED = _CLAIM.format(
     trace_fields="CASE WHEN e.type = 'workflow' THEN e.trace_id END, NULL, NULL"
 )
 

@@ -146,7 +146,7 @@ class Worker:
         if self._owns_observability:
             activate(self._obs)  # .queue() and rhythm_core.trace/metrics in this process
         self._observed = self._obs.enabled
-        self._claim_sql = store.CLAIM if self._observed else store.CLAIM_UNOBSERVED
+        self._claim_sql = store.CLAIM if self._obs.tracing else store.CLAIM_UNTRACED
         self._instruments = cast(
             Instruments, Instruments(self._obs, self.worker_id) if self._observed else None
         )

@@ -7,6 +7,8 @@ import pytest
 import rhythm_core
 from rhythm_core import ExecutionFailed, NotInWorkflow
 
+from rhythm_core.testing import RecordingPlugin
+
 from .apps import basic, workflows
 from .conftest import runs
 
@@ -116,10 +118,18 @@ def test_workflow_as_a_child_of_a_workflow(start_worker, db) -> None:
     assert child[1] == workflows.pipeline.name
 
 
-def test_with_observability_off_a_workflow_tree_shares_its_trace_id(start_worker, db) -> None:
-    """An off worker reads only a workflow's trace id at claim (a task's none): the children
-    and grandchildren still join the root's trace, each with a span id of its own."""
-    start_worker(["wf", "wf-tasks"])
+@pytest.mark.parametrize("metrics_only", [False, True], ids=["off", "metrics-only"])
+def test_with_tracing_off_a_workflow_tree_shares_its_trace_id(
+    start_worker, db, metrics_only
+) -> None:
+    """A worker that does not trace reads only a workflow's trace id at claim (a task's
+    none): the children and grandchildren still join the root's trace, each with a span id
+    of its own."""
+    observability = None
+    if metrics_only:
+        observability = {"plugins": [RecordingPlugin()], "traces": {"enabled": False},
+                         "metrics": {"enabled": True}}
+    start_worker(["wf", "wf-tasks"], observability=observability)
     execution_id = workflows.nested.queue(1)
     assert rhythm_core.wait(execution_id, timeout=20) == 21
     rows = db.execute(
