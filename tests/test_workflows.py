@@ -6,7 +6,6 @@ import pytest
 
 import rhythm_core
 from rhythm_core import ExecutionFailed, NotInWorkflow
-
 from rhythm_core.testing import RecordingPlugin
 
 from .apps import basic, workflows
