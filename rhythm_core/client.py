@@ -7,6 +7,7 @@ and one per event loop for async callers.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -105,7 +106,18 @@ async def insert_async(rows: list[NewExecution]) -> None:
 def _to_execution(execution_id: str, row: tuple[Any, ...] | None) -> Execution:
     if row is None:
         raise ExecutionNotFound(f"no execution has id {execution_id!r}")
-    return Execution(*row)
+    # the JSON columns come as text (store.GET) and are decoded one by one, so that a value
+    # that does not decode (nested past the parser's limit) spoils only itself
+    return Execution(*row[:5], *map(_decoded, row[5:9]), *row[9:])
+
+
+def _decoded(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return f"<the stored value does not decode: {exc!r:.120}>"
 
 
 def _check_id(execution_id: str) -> str:

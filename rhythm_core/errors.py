@@ -64,3 +64,23 @@ class ExecutionFailed(RhythmError):
 
 class ExecutionTimeout(RhythmError, TimeoutError):
     """An attempt ran longer than its task's ``timeout``."""
+
+
+class AttemptAborted(RhythmError):
+    """User code raised a :class:`BaseException` that is not an :class:`Exception`
+    (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or a class of its own).
+
+    Such an exception would end the worker, abandoning every execution it holds; instead it
+    fails the attempt that raised it, under the original's type name (retried as usual).
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+        try:
+            detail = str(original)
+        except Exception:  # a user's __str__ may raise
+            detail = "?"
+        super().__init__(
+            f"{type(original).__name__}({detail}) raised by the function; it fails this "
+            "attempt rather than stopping the worker"
+        )

@@ -17,6 +17,9 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 REGISTRY: dict[str, Function[Any, Any]] = {}
+# Bounds ``retries``: attempts are counted in an ``integer`` column, and a bound a person
+# could mean keeps a typo (2**31) from failing as a database error at enqueue.
+MAX_RETRIES = 10_000
 
 
 class Function(Generic[P, R]):
@@ -37,7 +40,7 @@ class Function(Generic[P, R]):
     ) -> None:
         if not isinstance(queue, str) or not queue:
             raise ConfigError(f"queue must be a non-empty string, got {queue!r}")
-        number("retries", retries, integer=True)
+        number("retries", retries, integer=True, maximum=MAX_RETRIES)
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.queue_name = queue

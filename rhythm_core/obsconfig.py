@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -100,7 +101,7 @@ def _float(
             number = float(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
-    if math.isnan(number) or number < low or number > high or (open_low and number == low):
+    if not math.isfinite(number) or number < low or number > high or (open_low and number == low):
         span = f"from {low:g} to {high:g}" if high != math.inf else f"greater than {low:g}"
         raise ConfigError(f"{key} must be a number {span}, got {value!r}")
     return number
@@ -110,6 +111,21 @@ def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
     return value.strip()
+
+
+def endpoint(key: str, value: Any) -> str:
+    """An exporter's address: a URL (``http://host:4318``, ``unix:///path``) or ``host:port``.
+    Only the form is checked here; whether anything listens there is the exporter's business."""
+    text = _text(key, value)
+    try:
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        parts.port  # noqa: B018 (raises on a port that is not a number in range)
+    except ValueError:
+        parts = None
+    usable = parts is not None and (parts.hostname or (parts.scheme == "unix" and parts.path))
+    if not usable or any(c.isspace() for c in text):
+        raise ConfigError(f"{key} must be a URL or host:port, got {value!r}")
+    return text
 
 
 def port_number(key: str, value: Any) -> int:
@@ -186,7 +202,12 @@ def resolve(
             traces_block, "enabled", "observability.traces", "RHYTHM_TRACING_ENABLED", _bool, False
         ),
         endpoint=setting(
-            traces_block, "endpoint", "observability.traces", "RHYTHM_TRACING_ENDPOINT", _text, None
+            traces_block,
+            "endpoint",
+            "observability.traces",
+            "RHYTHM_TRACING_ENDPOINT",
+            endpoint,
+            None,
         ),
         sample_rate=setting(
             traces_block,
@@ -219,7 +240,7 @@ def resolve(
             "endpoint",
             "observability.metrics",
             "RHYTHM_METRICS_ENDPOINT",
-            _text,
+            endpoint,
             None,
         ),
         interval=setting(

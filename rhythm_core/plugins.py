@@ -25,7 +25,7 @@ from . import hookspecs
 from .errors import ConfigError
 from .obsconfig import ObservabilityConfig, resolve
 from .telemetry import COUNTER, MetricPoint, Span, SpanContext
-from .tracecontext import are_ids
+from .tracecontext import are_ids, carrier_problem
 
 log = logging.getLogger("rhythm.observability")
 
@@ -206,7 +206,22 @@ class Observability:
         self._call("rhythm_metric_emit", point)
 
     def inject(self, span: Span | None, carrier: MutableMapping[str, str]) -> None:
-        self._call("rhythm_context_inject", span, carrier)
+        """Let each plugin add fields to ``carrier``. A plugin writes into a copy that is
+        merged only when the hook returned and every field is a string: a carrier is stored
+        in the row and read by every worker that claims it, so a half-written or ill-typed
+        one would be refused at each claim."""
+        for plugin, function in self._calls["rhythm_context_inject"]:
+            scratch = dict(carrier)
+            try:
+                function(span, scratch)
+            except Exception as exc:
+                self._failed(plugin, "rhythm_context_inject", exc)
+                continue
+            problem = carrier_problem(scratch)
+            if problem is not None:
+                self._failed(plugin, "rhythm_context_inject", ValueError(problem))
+                continue
+            carrier.update(scratch)
 
     def extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
         for plugin, function in self._calls["rhythm_context_extract"]:

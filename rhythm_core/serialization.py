@@ -7,6 +7,7 @@ enqueue time, rather than surfacing later as a database error with nothing writt
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,11 +17,14 @@ _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(","
 
 
 _UNSERIALISABLE = (TypeError, ValueError, RecursionError)
+# A NUL as JSON writes it: ``\u0000`` after an even number of backslashes (an odd number
+# would make it the escaped text "\\u0000", which jsonb stores).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _dumps(value: Any) -> str:
     text = _encoder.encode(value)
-    if "\\u0000" in text:
+    if "\\u0000" in text and _NUL.search(text):
         raise ValueError("strings may not contain the NUL character (\\u0000)")
     if not text.isascii():
         try:
@@ -69,3 +73,14 @@ def encode_result(function_name: str, value: Any) -> str:
 def encode(value: Any) -> str:
     """Encode an internal value (errors, carriers) that is JSON by construction."""
     return _dumps(value)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as ``jsonb`` can store it: NUL written as ``\\x00`` and lone surrogates as
+    ``\\udcxx`` escapes. For what the engine writes about user code (error messages,
+    tracebacks), which must be stored whatever it holds."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -282,7 +282,8 @@ GROUP BY queue, type, worker_id
 GAUGE_WORKERS = "SELECT count(*) FROM worker_heartbeats WHERE status = 'active'"
 
 GET = """
-SELECT id::text, type, function_name, queue, status, args, kwargs, result, error, attempt,
+SELECT id::text, type, function_name, queue, status, args::text, kwargs::text, result::text,
+       error::text, attempt,
        max_retries, parent_id::text, step, worker_id, created_at, claimed_at, completed_at,
        trace_id, span_id
 FROM executions WHERE id = %s

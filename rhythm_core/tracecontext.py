@@ -290,8 +290,8 @@ def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
             raise CarrierError(f"trace_context is larger than {MAX_CARRIER_BYTES} bytes")
         try:
             carrier = json.loads(carrier)
-        except ValueError:
-            raise CarrierError("trace_context is not JSON") from None
+        except (ValueError, RecursionError):  # nested past the parser's depth: a hostile row
+            raise CarrierError("trace_context is not a flat JSON object") from None
     if not isinstance(carrier, Mapping):
         raise CarrierError(f"trace_context is a JSON {type(carrier).__name__}, not an object")
     size = 0
@@ -307,6 +307,31 @@ def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
     if parent.trace_id != trace_id:
         raise CarrierError("traceparent names another trace than the row's trace_id")
     return parent
+
+
+def carrier_problem(carrier: Mapping[Any, Any]) -> str | None:
+    """Why ``carrier`` cannot be stored in a row and read back by a worker, or None: every
+    key and value a string that jsonb stores (no NUL, no lone surrogate), all of it within
+    :data:`MAX_CARRIER_BYTES`."""
+    size = 0
+    for key, value in carrier.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            return f"carrier field {key!r:.60} is a {type(value).__name__}, not a string"
+        text = key + value
+        if "\x00" in text or not (text.isascii() or _utf8(text)):
+            return f"carrier field {key!r:.60} holds NUL or a lone surrogate"
+        size += len(key) + len(value)
+    if size > MAX_CARRIER_BYTES:
+        return f"the carrier is larger than {MAX_CARRIER_BYTES} bytes"
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_carrier(carrier: Mapping[str, Any]) -> SpanContext:

@@ -31,6 +31,7 @@ from .connections import RETRYABLE, Connection
 from .current import CurrentExecution, _current
 from .database import resolve_database_url
 from .errors import (
+    AttemptAborted,
     ConfigError,
     ExecutionTimeout,
     ReplayDivergence,
@@ -39,11 +40,12 @@ from .errors import (
 )
 from .functions import REGISTRY, Function
 from .instrumentation import Creation, Instruments, emit_standalone
+from .logs import Throttled
 from .migrations import ensure_schema
 from .plugins import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
-from .serialization import encode, encode_result
+from .serialization import encode, encode_result, storable_text
 from .store import Claimed
 from .validate import number
 
@@ -75,14 +77,39 @@ def _import(module: str) -> None:
         raise
 
 
+def _decode_call(row: Claimed) -> tuple[list[Any], dict[str, Any]]:
+    """A claimed row's arguments; a row whose columns do not decode to a list and an object
+    fails for good (a retry would read the same bytes)."""
+    try:
+        args, kwargs = json.loads(row.args), json.loads(row.kwargs)
+    except (ValueError, RecursionError) as exc:
+        raise SerializationError(f"the stored arguments do not decode: {exc!r:.200}") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise SerializationError(
+            f"the stored arguments are a JSON {type(args).__name__} and "
+            f"{type(kwargs).__name__}, not an array and an object"
+        )
+    return args, kwargs
+
+
 def error_document(exc: BaseException, attempt: int) -> str:
-    text = "".join(traceback.format_exception(exc))
+    """The ``error`` column for a failed attempt. Never raises: whatever the exception holds
+    (NUL, lone surrogates, a ``__str__`` that raises) is written so that jsonb stores it."""
+    shown = exc.original if isinstance(exc, AttemptAborted) else exc
+    try:
+        message = str(exc)
+    except Exception as failure:  # a user's __str__ can raise too
+        message = f"<the exception's message could not be read: {failure!r:.200}>"
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception as failure:
+        text = f"<the traceback could not be formatted: {failure!r:.200}>"
     return encode(
         {
-            "type": type(exc).__name__,
-            "message": str(exc),
+            "type": storable_text(type(shown).__name__),
+            "message": storable_text(message),
             "attempt": attempt,
-            "traceback": text[-_TRACEBACK_LIMIT:],
+            "traceback": storable_text(text[-_TRACEBACK_LIMIT:]),
         }
     )
 
@@ -137,7 +164,10 @@ class Worker:
             )
         self.shutdown_timeout = number("Worker shutdown_timeout", shutdown_timeout)
         self.claim_batch = number(
-            "Worker claim_batch", claim_batch or min(self.concurrency, 50), minimum=1, integer=True
+            "Worker claim_batch",
+            min(self.concurrency, 50) if claim_batch is None else claim_batch,
+            minimum=1,
+            integer=True,
         )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         # Decided once: when off, no plugin is loaded and no hook is ever called.
@@ -154,6 +184,7 @@ class Worker:
         for module in modules:
             _import(module)
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._throttled = Throttled(log)  # lines that may recur per execution
         self._cancel_requested: set[str] = set()
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -314,13 +345,26 @@ class Worker:
         assert self._loop is not None
         task = self._loop.create_task(self._execute(row))
         self._inflight[row.id] = task
-        task.add_done_callback(functools.partial(self._done, row.id))
+        task.add_done_callback(functools.partial(self._done, row))
 
-    def _done(self, execution_id: str, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(execution_id, None)
-        self._cancel_requested.discard(execution_id)
+    def _done(self, row: Claimed, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(row.id, None)
+        self._cancel_requested.discard(row.id)
         assert self._slot is not None
         self._slot.set()
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            # _execute reports every outcome itself; this is the net under a fault of the
+            # engine's own, so that the row still ends with a stored outcome
+            self._throttled.log(
+                logging.ERROR,
+                "internal",
+                "rhythm: execution %s failed inside the engine: %r",
+                row.id,
+                exc,
+                exc_info=exc,
+            )
+            self._reporter.add(row, store.FAILED, error=error_document(exc, row.attempt))
 
     def _wake_at(self, delay: float) -> None:
         assert self._loop is not None and self._wake is not None
@@ -353,7 +397,7 @@ class Worker:
                 if record.context is not None and record.context.problem is not None:
                     await self._check_trace(row)
                 record.decode_start = _time_ns()
-            args, kwargs = json.loads(row.args), json.loads(row.kwargs)
+            args, kwargs = _decode_call(row)
             if fn is None:
                 raise UnknownFunction(
                     f"no function named {row.function_name!r} is registered in worker "
@@ -368,10 +412,19 @@ class Worker:
                         return
                 else:
                     result = await self._run_task(fn, row, args, kwargs)
-            except Exception as exc:
-                if observed and not isinstance(exc, _DatabaseLost):
-                    self._instruments.finish(row, exc, "".join(traceback.format_exception(exc)))
+            except asyncio.CancelledError:
                 raise
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt and the like from user code fail the attempt:
+                # let through, they would stop the worker and abandon what it holds
+                failure = exc if isinstance(exc, Exception) else AttemptAborted(exc)
+                if observed and not isinstance(failure, _DatabaseLost):
+                    self._instruments.finish(
+                        row, failure, "".join(traceback.format_exception(failure))
+                    )
+                if failure is exc:
+                    raise
+                raise failure from exc
             if observed:
                 record.end = _time_ns()
             encoded = encode_result(row.function_name, result)
@@ -397,7 +450,9 @@ class Worker:
         """A row whose trace context was unusable runs in a new root trace: say so, and write
         the new ids back so that the database and the backends agree."""
         context = row.record.context
-        log.warning(
+        self._throttled.log(
+            logging.WARNING,
+            "unusable trace context",
             "rhythm: execution %s has an unusable trace context (%s); it runs in a new trace %s",
             row.id,
             context.problem,
@@ -454,7 +509,9 @@ class Worker:
         if fn is None or final:
             self._reporter.add(row, store.FAILED, error=error)
             return
-        delay = min(fn.retry_backoff * 2 ** (row.attempt - 1), fn.retry_backoff_max)
+        # the exponent is capped: a row may carry any attempt, and 2.0 ** 1024 overflows
+        doublings = min(row.attempt - 1, 64)
+        delay = min(fn.retry_backoff * 2**doublings, fn.retry_backoff_max)
         delay *= 1 + random.random() * 0.1  # spread retries of a failed batch; never shorter
         self._reporter.add(row, store.RETRY, error=error, delay=delay)
         self._wake_at(delay)

@@ -103,6 +103,10 @@ def test_bad_database_url_is_one_line_naming_it(url, command) -> None:
         ({"poll_interval": -1}, "poll_interval"),
         ({"shutdown_timeout": "soon"}, "shutdown_timeout"),
         ({"heartbeat_interval": 5, "dead_after": 2}, "dead_after"),
+        ({"poll_interval": math.inf}, "poll_interval"),
+        ({"shutdown_timeout": math.nan}, "shutdown_timeout"),
+        ({"dead_after": math.inf}, "dead_after"),
+        ({"claim_batch": 0}, "claim_batch"),
     ],
 )
 def test_bad_worker_options_name_the_key(options, key) -> None:
@@ -122,6 +126,12 @@ def test_bad_decorator_arguments_name_the_key() -> None:
         task(timeout=0)(lambda: None)
     with pytest.raises(ConfigError, match="queue"):
         task(queue="")(lambda: None)
+    with pytest.raises(ConfigError, match="retries"):
+        task(retries=2**31)(lambda: None)
+    with pytest.raises(ConfigError, match="retry_backoff_max"):
+        task(retry_backoff_max=math.inf)(lambda: None)
+    with pytest.raises(ConfigError, match="timeout"):
+        task(timeout=math.inf)(lambda: None)
 
     def not_async() -> None: ...
 
@@ -150,3 +160,35 @@ def test_lone_surrogates_are_refused_at_enqueue_and_as_results(start_worker, db)
     assert raised.value.error_type == "SerializationError"
     # the worker is unharmed
     assert rhythm_core.wait(basic.add.queue(1, 2), timeout=10) == 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RHYTHM_METRICS_INTERVAL", "inf"),
+        ("RHYTHM_METRICS_INTERVAL", "nan"),
+        ("RHYTHM_TRACING_ENDPOINT", "::not a url::"),
+        ("RHYTHM_METRICS_ENDPOINT", "collector:99999"),
+    ],
+)
+def test_bad_observability_variables_stop_the_worker_at_start_naming_them(variable, value) -> None:
+    env = {**os.environ, variable: value, "RHYTHM_OBSERVABILITY_PROVIDER": "jsonl",
+           "RHYTHM_TRACING_ENABLED": "true", "RHYTHM_METRICS_ENABLED": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "rhythm_core", "worker", "-m", "tests.apps.basic"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert variable in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--poll-interval", "inf"), ("--claim-batch", "0")]
+)
+def test_bad_worker_flags_stop_the_worker_at_start_naming_them(option, value) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rhythm_core", "worker", "-m", "tests.apps.basic", option, value],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert option.strip("-").replace("-", "_") in done.stderr, done.stderr

@@ -251,7 +251,7 @@ class RaisingPlugin:
 
     @hookimpl
     def rhythm_context_inject(self, span: Any, carrier: Any) -> None:
-        carrier["x-raising"] = "1"  # so that extract is asked too
+        carrier["x-raising"] = "1"  # half-written, then it raises: never stored
         raise RuntimeError("inject broke")
 
     @hookimpl
@@ -263,9 +263,19 @@ class RaisingPlugin:
         raise RuntimeError("shutdown broke")
 
 
-def test_a_plugin_raising_in_every_hook_fails_nothing(start_worker, caplog) -> None:
+class TaggingPlugin:
+    """Adds a field to every carrier, so that extract is asked too."""
+
+    name = "tagging"
+
+    @hookimpl
+    def rhythm_context_inject(self, span: Any, carrier: Any) -> None:
+        carrier["x-tag"] = "1"
+
+
+def test_a_plugin_raising_in_every_hook_fails_nothing(start_worker, caplog, db) -> None:
     recorder = RecordingPlugin()
-    block = {"plugins": [RaisingPlugin(), recorder],
+    block = {"plugins": [RaisingPlugin(), TaggingPlugin(), recorder],
              "traces": {"enabled": True, "sample_rate": 1}, "metrics": {"enabled": True}}
     caplog.set_level(logging.WARNING, logger="rhythm.observability")
     worker = start_worker(["traced", "wf", "wf-tasks"], observability=block)
@@ -282,7 +292,9 @@ def test_a_plugin_raising_in_every_hook_fails_nothing(start_worker, caplog) -> N
     errors = worker._obs.errors
     for hook in HOOKS:
         assert errors[("raising", hook)] >= 1, hook
-    assert not any(plugin == "recording" for plugin, _ in errors)
+    assert not any(plugin in ("recording", "tagging") for plugin, _ in errors)
+    carriers = [c for (c,) in db.execute("SELECT trace_context FROM executions")]
+    assert carriers and all(c["x-tag"] == "1" and "x-raising" not in c for c in carriers)
     counted = {(p.attributes["plugin"], p.attributes["hook"])
                for p in recorder.metric(ERRORS_METRIC)}
     assert ("raising", "rhythm_span_end") in counted
