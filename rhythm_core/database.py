@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import ConfigError, DatabaseUnavailable
 
@@ -54,9 +55,29 @@ def resolve_database_url(explicit: str | None = None) -> tuple[str, str]:
 
 
 def mask(url: str) -> str:
-    """Hide the password of a URL or key=value DSN so it can be printed."""
-    url = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", url)
+    """The connection string as libpq reads it, in key=value form with the password hidden,
+    so that it can be printed. Parsed, not matched: a password may hold spaces, quotes, ``@``
+    or ``%``-escapes in either form. One that does not parse is not shown at all."""
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.Error, ValueError, TypeError):
+        return "a connection string that does not parse (not shown)"
+    if "password" in params:
+        params["password"] = "***"
+    if "@" in params.get("host", ""):  # a URL's unescaped @ in the password: libpq splits at
+        # the first one, so the host holds the password's tail
+        params["host"] = ",".join(re.sub(r"^.*@", "***@", h) for h in params["host"].split(","))
+    return make_conninfo(**params) or "(empty: libpq's defaults)"
+
+
+def _reason(url: str, exc: Exception) -> str:
+    """The first line of a connection error, without anything it quotes from ``url``."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except (psycopg.Error, ValueError, TypeError):  # libpq quotes the part it stopped at
+        return re.sub(r'"[^"]*"', '"…"', reason)
+    return reason.replace(password, "***") if password else reason
 
 
 def connect_kwargs(url: str) -> dict[str, Any]:
@@ -67,8 +88,7 @@ def connect_kwargs(url: str) -> dict[str, Any]:
 
 
 def _unavailable(url: str, source: str, exc: Exception) -> DatabaseUnavailable:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseUnavailable(f"cannot connect to {source} ({mask(url)}): {reason}")
+    return DatabaseUnavailable(f"cannot connect to {source} ({mask(url)}): {_reason(url, exc)}")
 
 
 def connect(url: str, source: str = ENV_URL) -> psycopg.Connection[Any]:
