@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from .database import connect_async, connect_kwargs
 
@@ -23,13 +24,64 @@ RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
-class Connection:
-    """One connection, opened lazily and reopened (with backoff) after it is lost."""
+# Seconds past the server's statement timeout that the worker waits for an answer before it
+# takes the connection for dead: a stalled or half-open connection never answers, and the
+# server's own timeout cannot end a statement it never received.
+STALL_MARGIN = 5.0
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+MAX_BACKOFF = 5.0
 
-    def __init__(self, url: str, source: str, purpose: str) -> None:
+
+class Stalled(psycopg.OperationalError):
+    """The server did not answer within the statement timeout plus :data:`STALL_MARGIN`."""
+
+
+def session_kwargs(url: str, statement_timeout: float) -> dict[str, Any]:
+    """Connection options for a worker's sessions: TCP keepalives and a user timeout (a dead
+    peer is noticed by the kernel), and statement, lock and idle-in-transaction timeouts
+    (a statement cannot hold a worker for ever). The URL's own settings win."""
+    kwargs = connect_kwargs(url)
+    given = conninfo_to_dict(url)
+    ms = max(1, int(statement_timeout * 1000))
+    defaults = {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int((statement_timeout + STALL_MARGIN) * 1000),
+    }
+    kwargs.update({k: v for k, v in defaults.items() if k not in given})
+    ours = (
+        f"-c statement_timeout={ms} -c lock_timeout={ms} "
+        f"-c idle_in_transaction_session_timeout={2 * ms}"
+    )
+    kwargs["options"] = f"{ours} {given['options']}" if given.get("options") else ours
+    return kwargs
+
+
+class Connection:
+    """One connection, opened lazily and reopened (with backoff) after it is lost or stalls.
+
+    :param on_connect: run on each new session before it is used (a worker takes its liveness
+        lock there).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        source: str,
+        purpose: str,
+        *,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+        on_connect: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
+    ) -> None:
         self.url, self.source, self.purpose = url, source, purpose
+        self.answer_within = statement_timeout + STALL_MARGIN
+        self._kwargs = session_kwargs(url, statement_timeout)
+        self._on_connect = on_connect
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._down_since: float | None = None
+        self.connected_at = 0.0  # time.monotonic() when the current session opened
 
     async def get(self, *, first: bool = False) -> psycopg.AsyncConnection[Any]:
         """The open connection, reconnecting if needed.
@@ -39,12 +91,32 @@ class Connection:
         """
         if self._conn is None or self._conn.closed or self._conn.broken:
             if first:
-                self._conn = await connect_async(self.url, self.source)
+                conn = await connect_async(self.url, self.source, **self._kwargs)
             else:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self.url, **connect_kwargs(self.url)
-                )
+                conn = await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
+            if self._on_connect is not None:
+                try:
+                    async with self.bounded():
+                        await self._on_connect(conn)
+                except BaseException:
+                    await _close(conn)
+                    raise
+            self._conn, self.connected_at = conn, time.monotonic()
         return self._conn
+
+    @contextlib.asynccontextmanager
+    async def bounded(self) -> Any:
+        """Raise :class:`Stalled` when the block gets no answer within ``answer_within``."""
+        try:
+            async with asyncio.timeout(self.answer_within) as scope:
+                yield
+        except TimeoutError:
+            if scope.expired():
+                raise Stalled(
+                    f"no answer from the server within {self.answer_within:g}s "
+                    "(a stalled or half-open connection)"
+                ) from None
+            raise
 
     async def run(
         self,
@@ -65,12 +137,13 @@ class Connection:
             tries += 1
             try:
                 conn = await self.get()
-                if lost:
-                    if after_reconnect is not None:
-                        await after_reconnect(conn)
-                    self.note_recovered()
-                    lost = False
-                return await work(conn)
+                async with self.bounded():
+                    if lost:
+                        if after_reconnect is not None:
+                            await after_reconnect(conn)
+                        self.note_recovered()
+                        lost = False
+                    return await work(conn)
             except RETRYABLE:
                 if attempts is not None and tries >= attempts:
                     raise
@@ -82,7 +155,7 @@ class Connection:
                 await self.close()
                 lost = True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_BACKOFF)
 
     def note_failure(self, exc: Exception) -> None:
         """Log the first failure of an outage, not every retry."""
@@ -107,6 +180,11 @@ class Connection:
 
     async def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                await self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close without waiting on a peer that may never answer."""
+    with contextlib.suppress(psycopg.Error, TimeoutError, OSError):
+        await asyncio.wait_for(conn.close(), 2.0)

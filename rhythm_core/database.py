@@ -59,14 +59,15 @@ def mask(url: str) -> str:
     so that it can be printed. Parsed, not matched: a password may hold spaces, quotes, ``@``
     or ``%``-escapes in either form. One that does not parse is not shown at all."""
     try:
-        params = conninfo_to_dict(url)
+        params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     except (psycopg.Error, ValueError, TypeError):
         return "a connection string that does not parse (not shown)"
     if "password" in params:
         params["password"] = "***"
-    if "@" in params.get("host", ""):  # a URL's unescaped @ in the password: libpq splits at
-        # the first one, so the host holds the password's tail
-        params["host"] = ",".join(re.sub(r"^.*@", "***@", h) for h in params["host"].split(","))
+    host = params.get("host", "")
+    if "@" in host:  # a URL's unescaped @ in the password: libpq splits at the first one, so
+        # the host holds the password's tail
+        params["host"] = ",".join(re.sub(r"^.*@", "***@", h) for h in host.split(","))
     return make_conninfo(**params) or "(empty: libpq's defaults)"
 
 
@@ -99,9 +100,11 @@ def connect(url: str, source: str = ENV_URL) -> psycopg.Connection[Any]:
         raise _unavailable(url, source, exc) from None
 
 
-async def connect_async(url: str, source: str = ENV_URL) -> psycopg.AsyncConnection[Any]:
-    """Async twin of :func:`connect`."""
+async def connect_async(
+    url: str, source: str = ENV_URL, **kwargs: Any
+) -> psycopg.AsyncConnection[Any]:
+    """Async twin of :func:`connect`; ``kwargs`` replace the default connection options."""
     try:
-        return await psycopg.AsyncConnection.connect(url, **connect_kwargs(url))
+        return await psycopg.AsyncConnection.connect(url, **(kwargs or connect_kwargs(url)))
     except (psycopg.Error, ValueError) as exc:
         raise _unavailable(url, source, exc) from None

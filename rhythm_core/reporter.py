@@ -15,6 +15,7 @@ import psycopg
 
 from . import store
 from .connections import Connection
+from .logs import Throttled
 from .serialization import encode
 from .store import Claimed
 
@@ -30,8 +31,10 @@ Observer = Callable[[Iterable[tuple[Claimed, str]], int, int], None]
 class Reporter:
     def __init__(self, connection: Connection, observer: Observer | None = None) -> None:
         self._connection = connection
+        self.throttled = Throttled(log)
         self._observer = observer
         self._pending: list[Outcome] = []
+        self._writing: list[Outcome] = []  # the batch in flight (retried while it is away)
         self._flushing: asyncio.Task[None] | None = None
 
     def add(
@@ -51,6 +54,7 @@ class Reporter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                self._writing = batch
                 started = time.time_ns()
                 try:
                     await self._connection.run(functools.partial(self._write, batch=batch))
@@ -67,6 +71,12 @@ class Reporter:
                     await self._write_singly(batch)
         finally:
             self._flushing = None
+            self._writing = []
+
+    def unwritten(self) -> list[str]:
+        """Ids of executions whose outcome is known but not yet written: the worker still
+        holds them, and reconnect handling must not hand them back to pending."""
+        return [o[0] for o in self._writing] + [o[0] for o in self._pending]
 
     async def _write_singly(self, batch: list[Outcome]) -> None:
         """Isolate the outcome the database refuses, and record it as a failure instead."""
@@ -88,17 +98,46 @@ class Reporter:
             except Exception:
                 log.exception("rhythm: could not record the outcome of execution %s", outcome[0])
 
-    @staticmethod
-    async def _write(conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
+    async def _write(self, conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
         columns = tuple(list(column) for column in zip(*(o[:7] for o in batch), strict=True))
         params = columns[:6]
         parents = sorted({o[6] for o in batch if o[6] and o[2] in (store.COMPLETED, store.FAILED)})
         if not parents:
-            await conn.execute(store.REPORT, params)
+            cursor = await conn.execute(store.REPORT, params)
+        else:
+            async with conn.transaction():
+                await conn.execute(store.LOCK_PARENTS, (parents,))
+                cursor = await conn.execute(store.REPORT, params)
+        row = await cursor.fetchone()
+        if row is not None and row[0] < len(batch):
+            await self._explain_unwritten(conn, batch)
+
+    async def _explain_unwritten(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]
+    ) -> None:
+        """Some outcomes matched no row held under their lease. A final outcome whose row now
+        has another lease, or is pending again under ours, was lost to failover: say so (the
+        execution runs again elsewhere). Anything else is this write's own earlier try,
+        committed before the connection broke."""
+        final = {o[0]: o for o in batch if o[2] in (store.COMPLETED, store.FAILED)}
+        if not final:
             return
-        async with conn.transaction():
-            await conn.execute(store.LOCK_PARENTS, (parents,))
-            await conn.execute(store.REPORT, params)
+        cursor = await conn.execute(store.HELD_STATE, (list(final),))
+        for execution_id, status, lease in await cursor.fetchall():
+            outcome = final[execution_id]
+            if lease != outcome[1] or status == "pending":
+                self.throttled.log(
+                    logging.WARNING,
+                    "outcome lost",
+                    "rhythm: the %s outcome of execution %s was not written: it was returned "
+                    "to pending while this worker's connection was away (now %s, lease %d, "
+                    "was %d); it runs again",
+                    outcome[2],
+                    execution_id,
+                    status,
+                    lease,
+                    outcome[1],
+                )
 
     async def drain(self) -> None:
         """Wait until everything added so far is written."""

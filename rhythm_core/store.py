@@ -227,14 +227,27 @@ VALUES (%s, %s, %s, %s, %s, 'active')
 ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat = now(), status = %s
 """
 
-# Workers whose heartbeat is older than the deadline are marked dead and their running
-# executions go back to pending. Only one worker at a time does this (advisory lock).
-DETECT_DEAD = """
+# A worker's liveness lock: a session-level advisory lock keyed by its id (64 bits of md5),
+# held by its heartbeat session for as long as that session lives. The server frees it when
+# the session ends, which it does when the process dies.
+_LIVENESS_KEY = "('x' || substr(md5('rhythm-worker:' || {id}), 1, 16))::bit(64)::bigint"
+TAKE_LIVENESS = "SELECT pg_try_advisory_lock(" + _LIVENESS_KEY.format(id="%s") + ")"
+
+# Workers declared dead have their running executions returned to pending: a worker whose
+# heartbeat is older than ``dead_after`` (a process that hangs while connected), or, when the
+# checking worker trusts locks (see Worker._detect_dead), one whose liveness lock is free (a
+# process that died). Only one worker at a time does this (a transaction-level advisory lock).
+DETECT_DEAD = (
+    """
 WITH locked AS (SELECT pg_try_advisory_xact_lock(7301224978) AS ok),
 dead AS (
-    UPDATE worker_heartbeats SET status = 'dead'
-    WHERE status = 'active' AND last_heartbeat < now() - make_interval(secs => %s)
-      AND (SELECT ok FROM locked)
+    UPDATE worker_heartbeats h SET status = 'dead'
+    WHERE h.status = 'active' AND (SELECT ok FROM locked) AND (
+        h.last_heartbeat < now() - make_interval(secs => %(dead_after)s)
+        OR (%(trust_locks)s AND h.worker_id <> %(me)s
+            AND pg_try_advisory_xact_lock("""
+    + _LIVENESS_KEY.format(id="h.worker_id")
+    + """)))
     RETURNING worker_id
 ), orphaned AS (
     UPDATE executions e SET status = 'pending', worker_id = NULL, scheduled_at = now()
@@ -248,6 +261,11 @@ SELECT (SELECT array_agg(worker_id) FROM dead),
        (SELECT count(pg_notify('rhythm_pending', q.queue))
         FROM (SELECT DISTINCT queue FROM orphaned) q)
 """
+)
+
+# Where rows stand whose outcome matched nothing (Reporter: lost to failover, or written by an
+# earlier try of the same write).
+HELD_STATE = "SELECT id::text, status, lease FROM executions WHERE id = ANY(%s::uuid[])"
 
 RELEASE_LOST = """
 WITH released AS (

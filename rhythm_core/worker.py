@@ -26,8 +26,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from . import store
+from .connections import (
+    DEFAULT_STATEMENT_TIMEOUT,
+    MAX_BACKOFF,
+    RETRYABLE,
+    Connection,
+    session_kwargs,
+)
 from .connections import LOST as _LOST
-from .connections import RETRYABLE, Connection
 from .current import CurrentExecution, _current
 from .database import resolve_database_url
 from .errors import (
@@ -53,6 +59,9 @@ log = logging.getLogger("rhythm.worker")
 _time_ns = time.time_ns  # one global lookup on the per-execution path, not two
 
 _SUSPENDED = object()
+# Seconds past shutdown_timeout that a stop may take to write the last outcomes and the
+# stopped state before the process exits regardless.
+SHUTDOWN_GRACE = 5.0
 
 
 class _DatabaseLost(Exception):
@@ -129,6 +138,9 @@ class Worker:
         releases them back to pending.
     :param observability: the observability block (see docs/observability.md), or None for
         the process's (``rhythm_core.configure(observability=...)``, else ``RHYTHM_*``).
+    :param statement_timeout: seconds any one statement of the engine may run; the server
+        cancels it past that, and a connection that gives no answer for 5 s more is taken for
+        dead (stalled or half-open) and reopened.
     :param claim_batch: most rows one claim takes (default ``min(concurrency, 50)``); larger
         batches raise throughput of tiny tasks and the latency of each claim (BENCHMARKS.md).
     """
@@ -146,6 +158,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         claim_batch: int | None = None,
         worker_id: str | None = None,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
         observability: Mapping[str, Any] | Observability | None = None,
     ) -> None:
         self.queues = [queues] if isinstance(queues, str) else list(queues)
@@ -163,6 +176,7 @@ class Worker:
                 f"({heartbeat_interval}), or live workers would be declared dead"
             )
         self.shutdown_timeout = number("Worker shutdown_timeout", shutdown_timeout)
+        self.statement_timeout = number("Worker statement_timeout", statement_timeout, above=True)
         self.claim_batch = number(
             "Worker claim_batch",
             min(self.concurrency, 50) if claim_batch is None else claim_batch,
@@ -185,6 +199,7 @@ class Worker:
             _import(module)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._throttled = Throttled(log)  # lines that may recur per execution
+        self._liveness_held = False
         self._cancel_requested: set[str] = set()
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -243,16 +258,21 @@ class Worker:
         self._listening = asyncio.Event()
         url, source = resolve_database_url(self._database_url)
         await asyncio.to_thread(ensure_schema, url, source)
-        self._claim_conn = Connection(url, source, "claim")
-        self._report_conn = Connection(url, source, "report")
-        self._maint_conn = Connection(url, source, "heartbeat")
+        limit = self.statement_timeout
+        self._claim_conn = Connection(url, source, "claim", statement_timeout=limit)
+        self._report_conn = Connection(url, source, "report", statement_timeout=limit)
+        # this session holds the worker's liveness lock: when the process dies, the server
+        # ends the session and frees the lock, and other workers see it at their next check
+        self._maint_conn = Connection(
+            url, source, "heartbeat", statement_timeout=limit, on_connect=self._take_liveness
+        )
         await self._claim_conn.get(first=True)  # fail fast, in one line, if unreachable
         self._pool = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=min(4, self.concurrency),
             open=False,
-            kwargs={"autocommit": True},
+            kwargs=session_kwargs(url, limit),
         )
         await self._pool.open()
         self._reporter = Reporter(
@@ -336,7 +356,8 @@ class Worker:
     async def _release_lost(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """After the claim connection broke, a claim may have committed unseen: return rows
         that name this worker but that it is not running to pending."""
-        cursor = await conn.execute(store.RELEASE_LOST, (self.worker_id, list(self._inflight)))
+        held = [*self._inflight, *self._reporter.unwritten()]  # finished bodies too
+        cursor = await conn.execute(store.RELEASE_LOST, (self.worker_id, held))
         row = await cursor.fetchone()
         if row and row[0]:
             log.warning("rhythm: returned %d execution(s) claimed by a lost connection", row[0])
@@ -600,13 +621,38 @@ class Worker:
         )
         await self._maint_conn.run(lambda conn: conn.execute(store.HEARTBEAT, params), attempts=3)
 
+    async def _take_liveness(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """On each new heartbeat session: take this worker's liveness lock (store.TAKE_LIVENESS).
+        Refused means an earlier session of this worker still lives on the server (a
+        half-open connection it has not noticed yet); the heartbeat's dead_after then
+        decides, and the lock is asked for again at each check."""
+        cursor = await conn.execute(store.TAKE_LIVENESS, (self.worker_id,))
+        row = await cursor.fetchone()
+        self._liveness_held = bool(row and row[0])
+        if not self._liveness_held:
+            self._throttled.log(
+                logging.WARNING,
+                "liveness",
+                "rhythm: worker %s's liveness lock is held by an older session of its own; "
+                "asking again at the next check",
+                self.worker_id,
+            )
+
     async def _maintain(self) -> None:
+        """Heartbeat every heartbeat_interval; look for dead workers every poll_interval, so
+        that a worker whose process died is noticed within about a second."""
+        every = min(self.poll_interval, self.heartbeat_interval)
+        last_beat = time.monotonic()
         while not self._stopping.is_set():
-            await asyncio.sleep(self.heartbeat_interval)
+            await asyncio.sleep(every)
             try:
-                await self._observed_call(
-                    "worker.heartbeat", "heartbeat", self._heartbeat("active")
-                )
+                if not self._liveness_held:
+                    await self._maint_conn.run(self._take_liveness, attempts=3)
+                if time.monotonic() - last_beat >= self.heartbeat_interval:
+                    last_beat = time.monotonic()
+                    await self._observed_call(
+                        "worker.heartbeat", "heartbeat", self._heartbeat("active")
+                    )
                 found = await self._observed_call(
                     "worker.detect_dead_workers", "detect_dead", self._detect_dead()
                 )
@@ -622,8 +668,16 @@ class Worker:
                 log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
 
     async def _detect_dead(self) -> Any:
+        # A free liveness lock is trusted once this worker's own session is older than two
+        # reconnect backoffs: after an outage that ended every session, the others take their
+        # locks again within one backoff of the database's return, and are not declared dead.
+        params = {
+            "dead_after": self.dead_after,
+            "me": self.worker_id,
+            "trust_locks": time.monotonic() - self._maint_conn.connected_at >= 2 * MAX_BACKOFF,
+        }
         cursor = await self._maint_conn.run(
-            lambda conn: conn.execute(store.DETECT_DEAD, (self.dead_after,)), attempts=3
+            lambda conn: conn.execute(store.DETECT_DEAD, params), attempts=3
         )
         return await cursor.fetchone()
 
@@ -711,7 +765,7 @@ class Worker:
         return now
 
     async def _listen(self, url: str, source: str) -> None:
-        listener = Connection(url, source, "listen")
+        listener = Connection(url, source, "listen", statement_timeout=self.statement_timeout)
         delay = 0.1
         while not self._stopping.is_set():
             try:
@@ -723,8 +777,12 @@ class Worker:
                     assert self._wake is not None
                     self._wake.set()  # notifications sent while away are lost: claim now
                 delay = 0.1
-                async for note in conn.notifies():
-                    self._on_notify(note.channel, note.payload)
+                while not self._stopping.is_set():
+                    async for note in conn.notifies(timeout=self.heartbeat_interval):
+                        self._on_notify(note.channel, note.payload)
+                    # a half-open session delivers nothing and says nothing: ask it
+                    async with listener.bounded():
+                        await conn.execute("SELECT 1")
             except asyncio.CancelledError:
                 break
             except psycopg.Error as exc:
@@ -748,7 +806,9 @@ class Worker:
     # -- stopping --------------------------------------------------------------------------
 
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
+        """Stop within shutdown_timeout plus SHUTDOWN_GRACE, whatever the database does."""
         self._stopping.set()
+        deadline = time.monotonic() + self.shutdown_timeout + SHUTDOWN_GRACE
         running = list(self._inflight.values())
         if running:
             everything = asyncio.gather(*running, return_exceptions=True)
@@ -770,16 +830,18 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
         try:
-            # Outcomes are retried while the database is away; past this bound the rows stay
-            # 'running' under this worker's id and failover returns them to pending.
-            await asyncio.wait_for(self._reporter.drain(), max(self.shutdown_timeout, 10.0))
-            await self._heartbeat("stopped")
+            # Outcomes are retried while the database is away; past the deadline the rows stay
+            # 'running' under this worker's id, and once this process has exited its liveness
+            # lock is free and another worker returns them to pending.
+            async with asyncio.timeout(max(deadline - time.monotonic(), 1.0)):
+                await self._reporter.drain()
+                await self._heartbeat("stopped")
         except (TimeoutError, psycopg.Error) as exc:
             log.error(
                 "rhythm: could not write the last outcomes or the stopped state (%s); "
-                "other workers will recover these executions after %ss",
+                "other workers return the unwritten executions to pending once this process "
+                "has exited",
                 exc or "timed out",
-                self.dead_after,
             )
         for task in background:
             task.cancel()
@@ -792,9 +854,10 @@ class Worker:
                 self.lingering_threads,
             )
         self._threads.shutdown(wait=False, cancel_futures=True)
-        await self._pool.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._pool.close(timeout=1.0), 3.0)
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):
-            await conn.close()
+            await conn.close()  # bounded: a stalled peer is not waited for
         if self._observed and self._obs.metering:
             self._instruments.flush()  # the metric points gathered since the last flush
         if self._observed and self._owns_observability:  # flush: nothing lost on a stop
