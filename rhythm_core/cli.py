@@ -50,7 +50,15 @@ def _parser() -> argparse.ArgumentParser:
         "--dead-after",
         type=float,
         default=30.0,
-        help="seconds without a heartbeat before a worker is declared dead",
+        help="seconds without a heartbeat before a connected worker is declared dead (one "
+        "whose process died is noticed within a poll interval through its liveness lock)",
+    )
+    worker.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one engine statement may run; a connection silent 5 s past it is "
+        "reopened (default 30)",
     )
     worker.add_argument("--poll-interval", type=float, default=1.0)
     worker.add_argument(
@@ -97,6 +105,7 @@ def _worker(args: argparse.Namespace) -> int:
         dead_after=args.dead_after,
         poll_interval=args.poll_interval,
         claim_batch=args.claim_batch,
+        statement_timeout=args.statement_timeout,
     )
     worker.run()
     if worker.lingering_threads:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -59,6 +61,36 @@ def session_kwargs(url: str, statement_timeout: float) -> dict[str, Any]:
     return kwargs
 
 
+@contextlib.asynccontextmanager
+async def answered_within(conn: psycopg.AsyncConnection[Any], seconds: float) -> Any:
+    """Raise :class:`Stalled` when ``conn`` gives no answer to the block within ``seconds``.
+
+    The socket is shut down rather than the block cancelled: a cancelled query makes psycopg
+    send a cancel request and wait for it, which on a stalled connection waits as long again.
+    A shut socket reads as closed at once, and the connection is broken for good.
+    """
+    severed: list[bool] = []
+    timer = asyncio.get_running_loop().call_later(seconds, _sever, conn, severed)
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if not severed:
+            raise
+        raise Stalled(
+            f"no answer from the server within {seconds:g}s (a stalled or half-open connection)"
+        ) from exc
+    finally:
+        timer.cancel()
+
+
+def _sever(conn: psycopg.AsyncConnection[Any], severed: list[bool]) -> None:
+    severed.append(True)
+    with contextlib.suppress(OSError, psycopg.Error):
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
 class Connection:
     """One connection, opened lazily and reopened (with backoff) after it is lost or stalls.
 
@@ -96,7 +128,7 @@ class Connection:
                 conn = await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
             if self._on_connect is not None:
                 try:
-                    async with self.bounded():
+                    async with self.bounded(conn):
                         await self._on_connect(conn)
                 except BaseException:
                     await _close(conn)
@@ -104,19 +136,9 @@ class Connection:
             self._conn, self.connected_at = conn, time.monotonic()
         return self._conn
 
-    @contextlib.asynccontextmanager
-    async def bounded(self) -> Any:
-        """Raise :class:`Stalled` when the block gets no answer within ``answer_within``."""
-        try:
-            async with asyncio.timeout(self.answer_within) as scope:
-                yield
-        except TimeoutError:
-            if scope.expired():
-                raise Stalled(
-                    f"no answer from the server within {self.answer_within:g}s "
-                    "(a stalled or half-open connection)"
-                ) from None
-            raise
+    def bounded(self, conn: psycopg.AsyncConnection[Any]) -> Any:
+        """See :func:`answered_within`, with this connection's bound."""
+        return answered_within(conn, self.answer_within)
 
     async def run(
         self,
@@ -137,7 +159,7 @@ class Connection:
             tries += 1
             try:
                 conn = await self.get()
-                async with self.bounded():
+                async with self.bounded(conn):
                     if lost:
                         if after_reconnect is not None:
                             await after_reconnect(conn)

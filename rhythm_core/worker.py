@@ -31,6 +31,7 @@ from .connections import (
     MAX_BACKOFF,
     RETRYABLE,
     Connection,
+    answered_within,
     session_kwargs,
 )
 from .connections import LOST as _LOST
@@ -541,7 +542,10 @@ class Worker:
         self, fn: Function[Any, Any], row: Claimed, args: list[Any], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            async with self._pool.connection() as conn:
+            async with (
+                self._pool.connection() as conn,
+                answered_within(conn, self._claim_conn.answer_within),
+            ):
                 cursor = await conn.execute(store.HISTORY, (row.id,))
                 history = [store.ChildRecord(*r) for r in await cursor.fetchall()]
         except _LOST as exc:
@@ -585,7 +589,10 @@ class Worker:
     async def _pool_run(self, work: Any) -> None:
         for attempt in range(1, 6):
             try:
-                async with self._pool.connection() as conn:
+                async with (
+                    self._pool.connection() as conn,
+                    answered_within(conn, self._claim_conn.answer_within),
+                ):
                     await work(conn)
                 return
             except RETRYABLE:
@@ -781,7 +788,7 @@ class Worker:
                     async for note in conn.notifies(timeout=self.heartbeat_interval):
                         self._on_notify(note.channel, note.payload)
                     # a half-open session delivers nothing and says nothing: ask it
-                    async with listener.bounded():
+                    async with listener.bounded(conn):
                         await conn.execute("SELECT 1")
             except asyncio.CancelledError:
                 break

@@ -1,5 +1,7 @@
 """A TCP proxy in front of PostgreSQL that a test can cut (dropping every connection and
-refusing new ones) and restore: a database outage without touching the server."""
+refusing new ones), stall (holding every connection open, old and new, while forwarding
+nothing: a half-open network or a hung server) and restore: faults without touching the
+server."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -24,6 +27,7 @@ class DatabaseProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = make_conninfo(url, host="127.0.0.1", port=self._listener.getsockname()[1])
         self._cut = threading.Event()
+        self._stalled = threading.Event()
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -38,7 +42,15 @@ class DatabaseProxy:
                 sock.close()
             self._sockets.clear()
 
+    def stall(self) -> None:
+        self._stalled.set()
+
     def restore(self) -> None:
+        """End a cut, or a stall: the stalled connections are dropped (their peers have long
+        given up on them), new ones are forwarded again."""
+        if self._stalled.is_set():
+            self.cut()
+            self._stalled.clear()
         self._cut.clear()
 
     def close(self) -> None:
@@ -55,6 +67,10 @@ class DatabaseProxy:
             if self._cut.is_set():
                 client.close()
                 continue
+            if self._stalled.is_set():  # accepted, and never answered
+                with self._lock:
+                    self._sockets.add(client)
+                continue
             upstream = socket.socket(self._family, socket.SOCK_STREAM)
             try:
                 upstream.connect(self._target)
@@ -69,6 +85,9 @@ class DatabaseProxy:
         peers = {a: b, b: a}
         try:
             while True:
+                if self._stalled.is_set():
+                    time.sleep(0.05)
+                    continue
                 readable, _, _ = select.select(list(peers), [], [], 0.5)
                 for sock in readable:
                     data = sock.recv(65536)
