@@ -127,3 +127,34 @@ def test_a_killed_worker_is_failed_over_within_seconds(spawn_worker, db, tmp_pat
     assert rhythm_core.wait(execution_id, timeout=20) == "released"
     assert len(runs(db, "end")) == 1
     assert survivor.proc.poll() is None
+
+
+def test_sigkills_at_random_moments_lose_nothing(spawn_worker, db) -> None:
+    """One of two workers is SIGKILLed at a random moment, three times, while executions are
+    claimed, running, finishing and being reported. A body runs again only where it had
+    finished when its worker died, before its outcome was written: counted, and bounded by
+    what the killed worker held."""
+    rng = random.Random(7)
+    args = ["--dead-after", "60", "--poll-interval", "0.2", "--concurrency", "5"]
+    workers = [spawn_worker("tests.apps.basic", "slow", extra=args) for _ in range(2)]
+    ids = basic.sleeper.queue_many([(rng.uniform(0.05, 0.6),) for _ in range(60)])
+    kills = 3
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.3, 1.5))
+        victim = workers.pop(rng.randrange(2))
+        victim.signal(signal.SIGKILL)
+        victim.wait()
+        workers.append(spawn_worker("tests.apps.basic", "slow", extra=args))
+    wait_until(lambda: statuses(db, ids)["completed"] == len(ids), timeout=90,
+               message=f"not all completed: {statuses(db, ids)}")
+    ended = bodies(db, "end")
+    assert set(ended) == set(ids)
+    again = sum(n - 1 for n in ended.values())
+    assert again <= kills * 5, f"{again} bodies ran again after {kills} kills"
+    # each outcome was written once: the result is the one of the attempt that won the lease
+    rows = db.execute(
+        "SELECT count(*) FROM executions WHERE id = ANY(%s::uuid[]) AND result IS NOT NULL",
+        (ids,),
+    ).fetchone()
+    assert rows == (len(ids),)
+    assert all(w.proc.poll() is None for w in workers)
