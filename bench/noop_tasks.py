@@ -18,3 +18,9 @@ def noop_sync() -> None:
 @task(queue="bench-1ms", retries=0, timeout=None)
 async def sleep_1ms() -> None:
     await asyncio.sleep(0.001)
+
+
+@task(queue="bench-hold", retries=0, timeout=None)
+async def hold() -> None:
+    """Runs until its worker dies (bench.failover kills it)."""
+    await asyncio.sleep(3600)

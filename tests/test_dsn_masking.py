@@ -3,7 +3,6 @@ every form it accepts."""
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import rhythm_core
 from rhythm_core.database import connect, mask
 from rhythm_core.errors import DatabaseUnavailable
+from rhythm_core.testing.processes import free_port
 
 PASSWORD = "Se cr'e@t%20\\Pw!"
 
@@ -56,17 +56,11 @@ def test_a_string_that_does_not_parse_is_not_shown() -> None:
     assert "hunter2" not in mask("host='db password=hunter2")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     "dsn",
     [
-        make_conninfo(host="127.0.0.1", port=str(_closed_port()), password=PASSWORD),
-        f"postgresql://alice:{quote(PASSWORD, safe='')}@127.0.0.1:{_closed_port()}/app",
+        make_conninfo(host="127.0.0.1", port=str(free_port()), password=PASSWORD),
+        f"postgresql://alice:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/app",
         "host='127.0.0.1 password=hunter2",
     ],
     ids=["key=value", "url", "unparseable"],
