@@ -158,3 +158,27 @@ def test_sigkills_at_random_moments_lose_nothing(spawn_worker, db) -> None:
     ).fetchone()
     assert rows == (len(ids),)
     assert all(w.proc.poll() is None for w in workers)
+
+
+def test_an_outage_of_every_session_declares_no_live_worker_dead(proxy, db) -> None:
+    """Both workers lose every session at once (a database restart, a network cut), with
+    their locks long trusted: each takes its liveness lock again on reconnecting, before the
+    other judges it, so neither is declared dead and no body runs twice."""
+    options = {"database_url": proxy.url, "concurrency": 5, "poll_interval": 0.2,
+               "heartbeat_interval": 0.5, "dead_after": 60, "shutdown_timeout": 5,
+               "statement_timeout": 2}
+    pairs = [(worker, in_thread(worker)) for worker in (Worker("slow", **options),
+                                                         Worker("slow", **options))]
+    time.sleep(10.5)  # each trusts the other's liveness lock from now on
+    ids = basic.sleeper.queue_many([(2.0,)] * 10)
+    wait_until(lambda: len(runs(db, "start")) == 10, message="not all started")
+    proxy.cut()
+    time.sleep(3)
+    proxy.restore()
+    wait_until(lambda: statuses(db, ids)["completed"] == len(ids), timeout=60,
+               message=f"not all completed: {statuses(db, ids)}")
+    assert set(bodies(db, "start").values()) == {1}, "a live worker was declared dead"
+    dead = db.execute("SELECT count(*) FROM worker_heartbeats WHERE status = 'dead'").fetchone()
+    assert dead == (0,)
+    for worker, thread in pairs:
+        stop_within(worker, thread, 5 + SHUTDOWN_GRACE + 3)
