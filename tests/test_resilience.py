@@ -56,11 +56,13 @@ def test_an_outcome_the_database_refuses_becomes_a_failure(database_url, db) -> 
     assert state(db, bad) == ("failed", None, "OutcomeNotStored")
 
 
-def test_a_stale_lease_cannot_overwrite_the_new_owner(database_url, db) -> None:
+def test_a_stale_lease_cannot_overwrite_the_new_owner(database_url, db, caplog) -> None:
     row = running_row(db, lease=2)
     stale = dataclasses.replace(row, lease=1)
     report(database_url, [(stale, store.COMPLETED, "1")])
     assert state(db, row) == ("running", None, None)
+    # the lost outcome is said, not dropped without a word
+    assert f"the completed outcome of execution {row.id} was not written" in caplog.text
     report(database_url, [(row, store.COMPLETED, "2")])
     assert state(db, row) == ("completed", 2, None)
 
