@@ -159,14 +159,14 @@ def alternate(
     so that no variant always follows the same neighbour; returns tasks/s and this process's
     CPU µs per execution, per variant, in round order (and, into ``gc_us``, the µs per
     execution spent collecting garbage)."""
-    from rhythm_core import plugins
+    from rhythm_core import testing
 
     rates: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     order = list(variants)
     for round_no in range(1, rounds + 1):
         for name in order if round_no % 2 else reversed(order):
-            plugins.activate(plugins.DISABLED)  # a previous variant's worker set its own
+            testing.activate(testing.DISABLED)  # a previous variant's worker set its own
             gc.collect()  # the last variant's garbage is not this one's cost
             clock = GcClock()
             gc.callbacks.append(clock)

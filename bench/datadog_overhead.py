@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rhythm_core import plugins
+from rhythm_core import testing
 
 from .common import OFF, compare_provider, dropped, machine, print_comparison
 from .sinks import Sink
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
         backend = rhythm_datadog.plugin.backend
         if backend is not None:
-            rate = plugins.active().config.traces.sample_rate
+            rate = testing.active().config.traces.sample_rate
             queues[id(backend)] = (rate, backend.sender)
         return rhythm_datadog.plugin.flush(60)
 

@@ -19,8 +19,8 @@ import sys
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, plugins
-from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core import Worker, testing
+from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
 from .common import (
     OFF,
@@ -38,7 +38,7 @@ from .overhead import Discarding, observed
 def one_run(url: str, block: dict[str, Any], tasks: int) -> GcClock:
     truncate(url)
     enqueue(noop_async, tasks)
-    plugins.activate(plugins.DISABLED)
+    testing.activate(testing.DISABLED)
     gc.collect()  # what the previous run left is not this one's
     worker = Worker(noop_async.queue_name, database_url=url, observability=block,
                     concurrency=100, poll_interval=0.05)

@@ -68,7 +68,7 @@ def child(variant: str, url: str, tasks: int) -> None:
     """One run of ``variant``, as the process valgrind counts."""
     import rhythm_core
     from rhythm_core import Worker
-    from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+    from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
     from .bare import bare_worker_class
     from .common import OFF, enqueue

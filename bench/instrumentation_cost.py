@@ -2,7 +2,7 @@
 
     python -m bench.instrumentation_cost [--batches 50] [--batch 100] [--repeats 15]
 
-Drives the worker's instrumentation (:class:`rhythm_core.instrumentation.Instruments`) the
+Drives the worker's instrumentation (:class:`rhythm_core.observability.instruments.Instruments`) the
 way a worker does for claim batches of ``--batch`` rows: the claim, each attempt's start and
 end with its decoding and encoding timings, and the report of the batch, with a plugin that
 receives every span and metric point and keeps nothing. The best of ``--repeats`` runs, with
@@ -18,11 +18,11 @@ import gc
 import sys
 import time
 
-from rhythm_core.instrumentation import Instruments
-from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE, resolve
-from rhythm_core.plugins import Observability
+from rhythm_core.ids import new_execution_id, new_span_id, new_trace_id
+from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE, resolve
+from rhythm_core.observability.instruments import Instruments
+from rhythm_core.observability.manager import Observability
 from rhythm_core.store import COMPLETED, Claimed
-from rhythm_core.tracecontext import new_execution_id, new_span_id, new_trace_id
 
 from .common import machine
 from .overhead import Discarding

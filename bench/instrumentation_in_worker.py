@@ -4,7 +4,7 @@
 
 Runs a worker on ``--tasks`` no-op async tasks with a plugin that keeps nothing, tracing and
 metrics on at the default sample rate, with each call the worker makes into
-:class:`rhythm_core.instrumentation.Instruments` timed (wall clock, so a garbage collection
+:class:`rhythm_core.observability.instruments.Instruments` timed (wall clock, so a garbage collection
 that an allocation in the call sets off is charged to it). The wrapper's own cost per call
 is printed first: subtract it. Set beside ``bench.instrumentation_cost``, which times the
 same calls without a database or an event loop.
@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, plugins
-from rhythm_core.instrumentation import Instruments
-from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core import Worker, testing
+from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
+from rhythm_core.observability.instruments import Instruments
 
 from .common import enqueue, machine, run_until_completed, scratch_database, truncate
 from .noop_tasks import noop_async
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database() as url:
         rhythm_core.configure(url)
         for run in range(1, args.runs + 1):
-            plugins.activate(plugins.DISABLED)
+            testing.activate(testing.DISABLED)
             truncate(url)
             enqueue(noop_async, args.tasks)
             gc.collect()

@@ -22,8 +22,8 @@ from collections import Counter
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, plugins
-from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core import Worker, testing
+from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
 from .common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
 from .noop_tasks import noop_async
@@ -40,11 +40,11 @@ VARIANTS: dict[str, Any] = {
 def counted_run(url: str, block: dict[str, Any], tasks: int, traced: bool) -> Counter[str]:
     """Bytecodes per function of one worker run over ``tasks`` executions."""
     truncate(url)
-    enqueuer = plugins.from_block(observed(DEFAULT_SAMPLE_RATE, Discarding())) if traced \
-        else plugins.DISABLED
-    plugins.activate(enqueuer)
+    enqueuer = testing.from_block(observed(DEFAULT_SAMPLE_RATE, Discarding())) if traced \
+        else testing.DISABLED
+    testing.activate(enqueuer)
     enqueue(noop_async, tasks)
-    plugins.activate(plugins.DISABLED)
+    testing.activate(testing.DISABLED)
     worker = Worker(noop_async.queue_name, database_url=url, observability=block,
                     concurrency=100, poll_interval=0.05)
     counts: Counter[str] = Counter()

@@ -75,9 +75,9 @@ def metrics_export_times(endpoint: str, times: int) -> tuple[int, list[float]]:
     from rhythm_otel.pipeline import Pipeline
     from rhythm_otel.settings import resolve as resolve_otel
 
-    from rhythm_core.catalogue import METRICS
-    from rhythm_core.obsconfig import resolve
-    from rhythm_core.telemetry import HISTOGRAM, MetricPoint
+    from rhythm_core.observability.catalogue import METRICS
+    from rhythm_core.observability.config import resolve
+    from rhythm_core.observability.telemetry import HISTOGRAM, MetricPoint
 
     config = resolve({"provider": "otel", "metrics": {"enabled": True, "endpoint": endpoint,
                                                        "interval": 3600}})

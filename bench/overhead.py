@@ -29,11 +29,11 @@ from typing import Any
 
 import rhythm_core
 from rhythm_core import Worker, client, hookimpl, instrumentation
-from rhythm_core.obsconfig import DEFAULT_SAMPLE_RATE
+from rhythm_core.ids import execution_id_of, random_hex
+from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
+from rhythm_core.observability.telemetry import MetricPoint, Span
 from rhythm_core.store import NewExecution
-from rhythm_core.telemetry import MetricPoint, Span
 from rhythm_core.testing import RecordingPlugin
-from rhythm_core.tracecontext import execution_id_of, random_hex
 
 from .bare import bare_worker_class
 from .common import (

@@ -15,7 +15,6 @@ execution_id = onboard.queue("ada@example.com")
 
 from .client import cancel, get_execution, get_execution_async, wait, wait_async
 from .current import CurrentExecution, current_execution
-from .custom import metrics, trace
 from .database import configure
 from .errors import (
     ConfigError,
@@ -30,8 +29,9 @@ from .errors import (
     UnknownFunction,
 )
 from .functions import Task, Workflow, task, workflow
-from .hookspecs import hookimpl
-from .obsconfig import ObservabilityConfig
+from .observability.config import ObservabilityConfig
+from .observability.custom import metrics, trace
+from .observability.hookspecs import hookimpl
 from .replay import is_replaying
 from .store import Execution
 from .worker import Worker

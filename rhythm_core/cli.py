@@ -165,13 +165,13 @@ def _trace(identifier: str) -> int:
     from .client import _check_id
     from .database import connect, resolve_database_url
     from .errors import ExecutionNotFound
+    from .ids import valid_ids
     from .migrations import ensure_schema
-    from .tracecontext import is_trace_id
 
     url, source = resolve_database_url()
     ensure_schema(url, source)
     with connect(url, source) as conn:
-        trace_id = identifier.lower() if is_trace_id(identifier.lower()) else None
+        trace_id = identifier.lower() if valid_ids(identifier.lower()) else None
         if trace_id is None:
             row = conn.execute(tree.TRACE_OF, (_check_id(identifier),)).fetchone()
             if row is None:
@@ -186,7 +186,7 @@ def _trace(identifier: str) -> int:
 
 
 def _plugins() -> int:
-    from .plugins import KNOWN_PACKAGES, installed_providers
+    from .observability.manager import KNOWN_PACKAGES, installed_providers
 
     providers = installed_providers()
     if not providers:

@@ -20,9 +20,11 @@ from . import store
 from .connections import LOST as _LOST
 from .database import connect, connect_async, resolve_database_url
 from .errors import ExecutionFailed, ExecutionNotFound
-from .instrumentation import Creation, current_position, position_context
+from .ids import start_own_traces
 from .migrations import ensure_schema
-from .plugins import active
+from .observability.attempt import current_position, position_context
+from .observability.creation import Creation
+from .observability.manager import active
 from .store import Execution, NewExecution
 
 _lock = threading.Lock()
@@ -82,25 +84,32 @@ async def _execute_async(query: str, params: Any) -> psycopg.AsyncCursor[Any]:
         return await (await _async_connection()).execute(query, params)
 
 
-def _creation(rows: list[NewExecution]) -> Creation:
-    """Trace ids (always) and carriers (when tracing) for rows enqueued from this context."""
+def _creation(rows: list[NewExecution]) -> Creation | None:
+    """Ids for rows enqueued from this context (always), and with observability on the trace
+    fields and the metrics of their creation."""
+    start_own_traces(rows)
+    obs = active()
+    if not obs.enabled:
+        return None
     position = current_position()
     parent = position_context(position) if position is not None else None
-    return Creation(active(), rows, parent, buffer=position.buffer if position else None)
+    return Creation(obs, rows, parent, buffer=position.buffer if position else None)
 
 
 def insert(rows: list[NewExecution]) -> None:
     if rows:
         creation = _creation(rows)
         _execute(store.INSERT, store.insert_params(rows))
-        creation.done()
+        if creation is not None:
+            creation.done()
 
 
 async def insert_async(rows: list[NewExecution]) -> None:
     if rows:
         creation = _creation(rows)
         await _execute_async(store.INSERT, store.insert_params(rows))
-        creation.done()
+        if creation is not None:
+            creation.done()
 
 
 def _to_execution(execution_id: str, row: tuple[Any, ...] | None) -> Execution:

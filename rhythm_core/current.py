@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .observability.attempt import AttemptRecord
 
 
 @dataclass(slots=True, frozen=True)
@@ -18,9 +21,9 @@ class CurrentExecution:
     attempt: int
     max_retries: int
     worker_id: str
-    # the instrumentation's record of this attempt (instrumentation.current_position), kept
-    # here rather than in a context variable of its own: one set per execution, not two
-    _record: Any = field(default=None, repr=False, compare=False)
+    # the instrumentation's record of this attempt (None with observability off), kept here
+    # rather than in a context variable of its own: one set per execution, not two
+    _record: AttemptRecord | None = field(default=None, repr=False, compare=False)
 
 
 _current: ContextVar[CurrentExecution | None] = ContextVar("rhythm_execution", default=None)

@@ -32,7 +32,7 @@ def configure(
     if database_url is not None:
         _configured_url = database_url
     if observability is not None:  # flushed at exit with every started instance
-        from .plugins import activate, from_block
+        from .observability.manager import activate, from_block
 
         activate(from_block(observability))
 

@@ -51,9 +51,9 @@ async def process_order(order_id: str) -> dict[str, Any]:
 
 def main() -> int:
     from . import client, tree
-    from .custom import trace
     from .database import connect, mask, resolve_database_url
-    from .plugins import activate, from_block
+    from .observability.custom import trace
+    from .observability.manager import activate, from_block
     from .testing.recording import RecordingPlugin
     from .worker import Worker
 

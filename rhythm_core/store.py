@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .observability.attempt import AttemptRecord
 
 # A workflow step: the path of the workflow's asyncio task that took it, then its position.
 Step = tuple[int, ...]
@@ -113,7 +116,7 @@ class Claimed:
     trace_context: str | None  # JSON text: decoded only when tracing is on
     created_ns: int
     replays: int
-    record: Any = None  # timings kept by the instrumentation, when observability is on
+    record: AttemptRecord | None = None  # kept by the instrumentation when it is on
     history_size: int = 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from .tracecontext import execution_id_of
+from .ids import execution_id_of
 
 TREE = """
 WITH RECURSIVE tree AS (
@@ -119,7 +119,8 @@ def render(nodes: list[Node], *, width: int = 32, now: datetime | None = None) -
 
 
 def render_spans(spans: list[Any], *, width: int = 24) -> str:
-    """Draw spans (``rhythm_core.telemetry.Span``) as a tree by parent id, with a time bar."""
+    """Draw spans (:class:`rhythm_core.observability.Span`) as a tree by parent id, with a
+    time bar."""
     if not spans:
         return ""
     ids = {s.span_id for s in spans}

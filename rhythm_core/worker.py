@@ -18,9 +18,9 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -46,10 +46,12 @@ from .errors import (
     UnknownFunction,
 )
 from .functions import REGISTRY, Function
-from .instrumentation import Creation, Instruments, emit_standalone
+from .ids import join_trace
 from .logs import Throttled
 from .migrations import ensure_schema
-from .plugins import Observability, activate, from_block
+from .observability import gauges
+from .observability.instruments import Instruments
+from .observability.manager import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
 from .serialization import encode, encode_result, storable_text
@@ -57,7 +59,7 @@ from .store import Claimed
 from .validate import number
 
 log = logging.getLogger("rhythm.worker")
-_time_ns = time.time_ns  # one global lookup on the per-execution path, not two
+T = TypeVar("T")
 
 _SUSPENDED = object()
 # Seconds past shutdown_timeout that a stop may take to write the last outcomes and the
@@ -90,6 +92,8 @@ def _import(module: str) -> None:
 def _decode_call(row: Claimed) -> tuple[list[Any], dict[str, Any]]:
     """A claimed row's arguments; a row whose columns do not decode to a list and an object
     fails for good (a retry would read the same bytes)."""
+    if row.record is not None:
+        row.record.decode_start = time.time_ns()
     try:
         args, kwargs = json.loads(row.args), json.loads(row.kwargs)
     except (ValueError, RecursionError) as exc:
@@ -100,6 +104,14 @@ def _decode_call(row: Claimed) -> tuple[list[Any], dict[str, Any]]:
             f"{type(kwargs).__name__}, not an array and an object"
         )
     return args, kwargs
+
+
+def _encode_result(row: Claimed, result: Any) -> str:
+    encoded = encode_result(row.function_name, result)
+    if row.record is not None:  # encoding began where the call ended
+        row.record.encode_end = time.time_ns()
+        row.record.result_size = len(encoded)
+    return encoded
 
 
 def error_document(exc: BaseException, attempt: int) -> str:
@@ -190,11 +202,8 @@ class Worker:
         self._owns_observability = isinstance(observability, Mapping)
         if self._owns_observability:
             activate(self._obs)  # .queue() and rhythm_core.trace/metrics in this process
-        self._observed = self._obs.enabled
         self._claim_sql = store.CLAIM if self._obs.tracing else store.CLAIM_UNTRACED
-        self._instruments = cast(
-            Instruments, Instruments(self._obs, self.worker_id) if self._observed else None
-        )
+        self._instruments = Instruments(self._obs, self.worker_id) if self._obs.enabled else None
         self._database_url = database_url
         for module in modules:
             _import(module)
@@ -276,9 +285,8 @@ class Worker:
             kwargs=session_kwargs(url, limit),
         )
         await self._pool.open()
-        self._reporter = Reporter(
-            self._report_conn, self._instruments.reported if self._observed else None
-        )
+        instruments = self._instruments
+        self._reporter = Reporter(self._report_conn, instruments.reported if instruments else None)
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rhythm-task")
         await self._heartbeat("active")
         if handle_signals:
@@ -288,8 +296,11 @@ class Worker:
             loop.create_task(self._listen(url, source)),
             loop.create_task(self._maintain()),
         ]
-        if self._observed and self._obs.metering:
-            background.append(loop.create_task(self._collect_gauges()))
+        if instruments is not None and instruments.metering:
+            gauges_read = gauges.collect(
+                instruments, self._maint_conn, self.worker_id, self._stopping
+            )
+            background.append(loop.create_task(gauges_read))
         with contextlib.suppress(TimeoutError):  # notifications sent from now on wake us
             await asyncio.wait_for(self._listening.wait(), 5.0)
         log.info(
@@ -328,8 +339,7 @@ class Worker:
                 continue
             self._wake.clear()
             asked = min(free, self.claim_batch)
-            if self._observed:
-                claim_start = time.time_ns()
+            claim_start = time.time_ns()
             try:
                 rows = await self._claim_conn.run(
                     functools.partial(self._claim, limit=asked),
@@ -338,7 +348,7 @@ class Worker:
                 )
             except _LOST:
                 break  # stopping while the database is away: nothing was claimed
-            if self._observed:
+            if self._instruments is not None:
                 self._instruments.claimed(rows, self.queues, claim_start, time.time_ns())
             if self._stopping.is_set():
                 for row in rows:
@@ -395,10 +405,9 @@ class Worker:
     # -- running one execution -------------------------------------------------------------
 
     async def _execute(self, row: Claimed) -> None:
+        """Decode, call, encode, report: every outcome of the attempt is reported here."""
         fn = REGISTRY.get(row.function_name)
-        # read once: a Worker has too many attributes for CPython's fast attribute path, and
-        # each self._observed was a dict lookup (callgrind: 600 instructions an execution)
-        observed = self._observed
+        record = row.record  # the attempt's timings; None with observability off
         try:
             _current.set(
                 CurrentExecution(
@@ -409,50 +418,21 @@ class Worker:
                     row.attempt,
                     row.max_retries,
                     self.worker_id,
-                    row.record,
+                    record,
                 )
             )
-            if observed:
-                # the times are stamped here rather than through calls into the
-                # instrumentation: this runs for every execution
-                record = row.record
-                if record.context is not None and record.context.problem is not None:
-                    await self._check_trace(row)
-                record.decode_start = _time_ns()
+            if record is not None and record.trace_problem is not None:
+                await self._check_trace(row)
             args, kwargs = _decode_call(row)
             if fn is None:
                 raise UnknownFunction(
                     f"no function named {row.function_name!r} is registered in worker "
                     f"{self.worker_id}; import the module that defines it (rhythm worker -m ...)"
                 )
-            if observed:  # decoding ends where the attempt begins: one clock read for both
-                record.start = _time_ns()
-            try:
-                if row.type == "workflow":
-                    result = await self._run_workflow(fn, row, args, kwargs)
-                    if result is _SUSPENDED:
-                        return
-                else:
-                    result = await self._run_task(fn, row, args, kwargs)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                # SystemExit, KeyboardInterrupt and the like from user code fail the attempt:
-                # let through, they would stop the worker and abandon what it holds
-                failure = exc if isinstance(exc, Exception) else AttemptAborted(exc)
-                if observed and not isinstance(failure, _DatabaseLost):
-                    self._instruments.finish(
-                        row, failure, "".join(traceback.format_exception(failure))
-                    )
-                if failure is exc:
-                    raise
-                raise failure from exc
-            if observed:
-                record.end = _time_ns()
-            encoded = encode_result(row.function_name, result)
-            if observed:  # encoding starts where the attempt ended
-                record.encode_end = _time_ns()
-                record.result_size = len(encoded)
+            result = await self._call(fn, row, args, kwargs)
+            if result is _SUSPENDED:
+                return
+            encoded = _encode_result(row, result)
         except asyncio.CancelledError:
             if row.id not in self._cancel_requested:  # cancelled rows are already final
                 self._reporter.add(row, store.RELEASE)
@@ -462,15 +442,43 @@ class Worker:
             self._reporter.add(row, store.RELEASE, delay=1.0)
             return
         except Exception as exc:
-            if observed and row.record.error is None:  # failed outside the function
-                row.record.failure = (type(exc).__name__, str(exc), "")
+            if record is not None:
+                Instruments.failed_around(row, exc)
             self._report_failure(fn, row, exc)
         else:
             self._reporter.add(row, store.COMPLETED, result=encoded)
 
+    async def _call(
+        self, fn: Function[Any, Any], row: Claimed, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """The function's body (a task) or one pass (a workflow). SystemExit,
+        KeyboardInterrupt and the like from user code fail the attempt: let through, they
+        would stop the worker and abandon what it holds."""
+        record = row.record
+        if record is not None:
+            record.start = time.time_ns()
+        try:
+            if row.type == "workflow":
+                result = await self._run_workflow(fn, row, args, kwargs)
+            else:
+                result = await self._run_task(fn, row, args, kwargs)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            failure = exc if isinstance(exc, Exception) else AttemptAborted(exc)
+            if record is not None and not isinstance(failure, _DatabaseLost):
+                Instruments.raised(row, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
+        if record is not None:
+            record.end = time.time_ns()
+        return result
+
     async def _check_trace(self, row: Claimed) -> None:
         """A row whose trace context was unusable runs in a new root trace: say so, and write
         the new ids back so that the database and the backends agree."""
+        assert row.record is not None and row.record.context is not None
         context = row.record.context
         self._throttled.log(
             logging.WARNING,
@@ -569,22 +577,19 @@ class Worker:
                     f"{', '.join(map(step_label, missing))}"
                 )
             return result
-        if self._observed:
-            self._instruments.finish(row, None)
-        parent, buffer, trace_id = None, None, row.trace_id
-        if self._observed:
-            parent, buffer, trace_id = self._instruments.child_parent(row)
-        creation = Creation(self._obs, run.new_children, parent, trace_id, buffer)
-        if self._observed:
-            suspend_start = time.time_ns()
+        join_trace(run.new_children, row.trace_id)
+        write = self._write_suspend(row, run)
+        if self._instruments is None:
+            await write
+        else:
+            await self._instruments.suspend(row, run.new_children, write)
+        return _SUSPENDED
+
+    async def _write_suspend(self, row: Claimed, run: WorkflowRun) -> None:
         try:
             await self._pool_run(functools.partial(self._suspend, row=row, run=run))
         except _LOST as exc:
             raise _DatabaseLost from exc
-        creation.done()
-        if self._observed:
-            self._instruments.suspended(row, suspend_start, time.time_ns())
-        return _SUSPENDED
 
     async def _pool_run(self, work: Any) -> None:
         for attempt in range(1, 6):
@@ -657,10 +662,8 @@ class Worker:
                     await self._maint_conn.run(self._take_liveness, attempts=3)
                 if time.monotonic() - last_beat >= self.heartbeat_interval:
                     last_beat = time.monotonic()
-                    await self._observed_call(
-                        "worker.heartbeat", "heartbeat", self._heartbeat("active")
-                    )
-                found = await self._observed_call(
+                    await self._timed("worker.heartbeat", "heartbeat", self._heartbeat("active"))
+                found = await self._timed(
                     "worker.detect_dead_workers", "detect_dead", self._detect_dead()
                 )
                 if found and (found[0] or found[1]):
@@ -688,88 +691,11 @@ class Worker:
         )
         return await cursor.fetchone()
 
-    async def _observed_call(self, span_name: str, operation: str, work: Any) -> Any:
-        """Run heartbeat work; with observability on, time it, and give it a span of its own
-        trace when it failed or (dead-worker check) found something."""
-        if not self._observed:
+    async def _timed(self, span_name: str, operation: str, work: Awaitable[T]) -> T:
+        """Heartbeat work, timed and traced by the instruments when observability is on."""
+        if self._instruments is None:
             return await work
-        start, failure, result = time.time_ns(), None, cast(Any, None)
-        try:
-            result = await work
-        except Exception as exc:
-            failure = exc
-        end = time.time_ns()
-        self._instruments.query(operation, start, end)
-        found = bool(result and (result[0] or result[1]))
-        if self._instruments.tracing and (failure is not None or found):
-            attributes: dict[str, Any] = {"worker_id": self.worker_id}
-            if found:
-                attributes["dead_worker_ids"] = list(result[0] or [])
-                attributes["reassigned_count"] = int(result[1])
-            emit_standalone(self._obs, span_name, start, end, attributes, failure)
-        if failure is not None:
-            raise failure
-        return result
-
-    async def _collect_gauges(self) -> None:
-        """Every metrics interval, the one worker that wins the cluster lease reads the gauges."""
-        interval = self._obs.config.metrics.interval
-        seen: set[tuple[str, ...]] = set()
-        while not self._stopping.is_set():
-            try:
-                seen = await self._maint_conn.run(
-                    functools.partial(self._read_gauges, interval=interval, seen=seen), attempts=3
-                )
-            except psycopg.Error as exc:
-                log.debug("rhythm: gauges not read: %s", exc)
-            await asyncio.sleep(interval)
-
-    async def _read_gauges(
-        self, conn: psycopg.AsyncConnection[Any], *, interval: float, seen: set[tuple[str, ...]]
-    ) -> set[tuple[str, ...]]:
-        start = time.time_ns()
-        won = await (
-            await conn.execute(store.GAUGE_LEASE, (self.worker_id, interval * 0.9))
-        ).fetchone()
-        if won is None:
-            return seen
-        waiting = await (await conn.execute(store.GAUGE_WAITING)).fetchall()
-        running = await (await conn.execute(store.GAUGE_RUNNING)).fetchall()
-        workers = await (await conn.execute(store.GAUGE_WORKERS)).fetchone()
-        instruments = self._instruments
-        instruments.query("gauges", start, time.time_ns())
-        instruments.gauge("rhythm.workers.active", workers[0] if workers else 0, "{worker}", {})
-        now: set[tuple[str, ...]] = set()
-        for queue, kind, n in waiting:
-            now.add(("waiting", queue, kind))
-            instruments.gauge(
-                "rhythm.executions.waiting",
-                n,
-                "{execution}",
-                {"queue": queue, "execution_type": kind},
-            )
-        label_worker = self._obs.config.metrics.worker_id_label
-        for queue, kind, worker, n in running:
-            worker = worker if label_worker else ""
-            now.add(("running", queue, kind, worker))
-            labels = {"queue": queue, "execution_type": kind}
-            if label_worker:
-                labels["worker_id"] = worker
-            instruments.gauge("rhythm.executions.running", n, "{execution}", labels)
-        for gone in seen - now:  # a series that emptied reads 0, not its last value
-            if gone[0] == "waiting":
-                instruments.gauge(
-                    "rhythm.executions.waiting",
-                    0,
-                    "{execution}",
-                    {"queue": gone[1], "execution_type": gone[2]},
-                )
-            else:
-                labels = {"queue": gone[1], "execution_type": gone[2]}
-                if gone[3]:
-                    labels["worker_id"] = gone[3]
-                instruments.gauge("rhythm.executions.running", 0, "{execution}", labels)
-        return now
+        return await self._instruments.maintenance(span_name, operation, work)
 
     async def _listen(self, url: str, source: str) -> None:
         listener = Connection(url, source, "listen", statement_timeout=self.statement_timeout)
@@ -865,8 +791,8 @@ class Worker:
             await asyncio.wait_for(self._pool.close(timeout=1.0), 3.0)
         for conn in (self._claim_conn, self._report_conn, self._maint_conn):
             await conn.close()  # bounded: a stalled peer is not waited for
-        if self._observed and self._obs.metering:
+        if self._instruments is not None:
             self._instruments.flush()  # the metric points gathered since the last flush
-        if self._observed and self._owns_observability:  # flush: nothing lost on a stop
+        if self._owns_observability:  # flush: nothing lost on a stop
             await asyncio.to_thread(self._obs.shutdown, max(self.shutdown_timeout, 5.0))
         log.info("rhythm: worker %s stopped", self.worker_id)

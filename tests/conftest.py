@@ -18,8 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from rhythm_core import Worker, plugins
-from rhythm_core.plugins import Observability
+from rhythm_core import Worker, testing
+from rhythm_core.observability import manager
+from rhythm_core.observability.manager import Observability
 from rhythm_core.testing import failover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,19 +124,19 @@ def spawn_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Wo
 @pytest.fixture
 def observe() -> Iterator[Callable[..., Observability]]:
     """Configure this process's observability for one test; restored afterwards."""
-    previous = plugins._active
+    previous = manager._active
     made: list[Observability] = []
 
     def configure(block: dict[str, Any]) -> Observability:
-        observability = plugins.from_block(block)
-        plugins.activate(observability)
+        observability = testing.from_block(block)
+        testing.activate(observability)
         made.append(observability)
         return observability
 
     yield configure
     for observability in made:
         observability.shutdown(1.0)
-    plugins.activate(previous)  # type: ignore[arg-type]
+    testing.activate(previous)  # type: ignore[arg-type]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rhythm_core import ObservabilityConfig, hookimpl, plugins
-from rhythm_core.backends import BackendPlugin
-from rhythm_core.telemetry import MetricPoint
+from rhythm_core import ObservabilityConfig, hookimpl, testing
+from rhythm_core.observability.backends import BackendPlugin
+from rhythm_core.observability.telemetry import MetricPoint
 
 
 class _Backend:
@@ -30,7 +30,7 @@ class _Plugin(BackendPlugin[_Backend]):
 def test_configure_builds_and_shutdown_stops_once() -> None:
     plugin = _Plugin()
     assert plugin.backend is None
-    observability = plugins.from_block({"plugins": [plugin], "service_name": "billing",
+    observability = testing.from_block({"plugins": [plugin], "service_name": "billing",
                                         "metrics": {"enabled": True}}).start()
     backend = plugin.backend
     assert backend is not None and backend.service == "billing"
@@ -42,10 +42,10 @@ def test_configure_builds_and_shutdown_stops_once() -> None:
 
 def test_configurations_share_the_backend_until_the_last_shuts_down() -> None:
     plugin = _Plugin()
-    enqueueing = plugins.from_block({"plugins": [plugin], "service_name": "web",
+    enqueueing = testing.from_block({"plugins": [plugin], "service_name": "web",
                                      "metrics": {"enabled": True}}).start()
     first = plugin.backend
-    worker = plugins.from_block({"plugins": [plugin], "service_name": "worker",
+    worker = testing.from_block({"plugins": [plugin], "service_name": "worker",
                                  "metrics": {"enabled": True}}).start()
     second = plugin.backend
     assert first is not None and second is not None and second.service == "worker"
@@ -60,7 +60,7 @@ def test_a_forked_child_configures_its_own_backend() -> None:
     import os
 
     plugin = _Plugin()
-    observability = plugins.from_block({"plugins": [plugin], "metrics": {"enabled": True}})
+    observability = testing.from_block({"plugins": [plugin], "metrics": {"enabled": True}})
     observability.start()
     parent_backend = plugin.backend
     read, write = os.pipe()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rhythm_core.batching import BatchQueue
+from rhythm_core.observability.batching import BatchQueue
 
 
 def test_items_reach_drain_in_batches_and_flush_waits_for_them() -> None:
@@ -35,8 +35,8 @@ def test_a_full_queue_refuses_and_shutdown_returns_what_is_left() -> None:
 
 
 def test_telemetry_queue_groups_spans_by_trace_and_isolates_failures() -> None:
-    from rhythm_core.batching import TelemetryQueue
-    from rhythm_core.telemetry import COUNTER, MetricPoint, Span
+    from rhythm_core.observability.batching import TelemetryQueue
+    from rhythm_core.observability.telemetry import COUNTER, MetricPoint, Span
 
     traces: list[tuple[str, list[str]]] = []
     points: list[float] = []

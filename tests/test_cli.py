@@ -8,7 +8,7 @@ import sys
 
 import rhythm_core
 from rhythm_core import tree
-from rhythm_core.tracecontext import execution_id_of
+from rhythm_core.ids import execution_id_of
 
 from .apps import basic
 from .conftest import ROOT

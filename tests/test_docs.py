@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rhythm_core import hookspecs
-from rhythm_core.catalogue import METRICS, SPANS
-from rhythm_core.plugins import HOOKS
+from rhythm_core.observability import hookspecs
+from rhythm_core.observability.catalogue import METRICS, SPANS
+from rhythm_core.observability.manager import HOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DOC = (ROOT / "docs" / "writing-a-plugin.md").read_text()

@@ -1,5 +1,5 @@
-"""One test per hook of ``rhythm_core.hookspecs`` (the meta-test in test_docs.py checks that
-each hook has one here, named ``test_<hook>...``)."""
+"""One test per hook of ``rhythm_core.observability.hookspecs`` (the meta-test in
+test_docs.py checks that each hook has one here, named ``test_<hook>...``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import rhythm_core
 from rhythm_core import hookimpl, trace
-from rhythm_core.catalogue import BY_NAME
-from rhythm_core.telemetry import Span, SpanContext
+from rhythm_core.ids import valid_ids
+from rhythm_core.observability.catalogue import BY_NAME
+from rhythm_core.observability.context import format_traceparent
+from rhythm_core.observability.telemetry import Span, SpanContext
 from rhythm_core.testing import RecordingPlugin
-from rhythm_core.tracecontext import format_traceparent, is_span_id
 
 from .apps import traced
 
@@ -26,8 +27,8 @@ def block(*plugins: Any, **traces: Any) -> dict[str, Any]:
 def test_rhythm_observability_configure_once_and_again_after_fork() -> None:
     code = """
 import os, sys
-from rhythm_core.plugins import Observability
-from rhythm_core.obsconfig import resolve
+from rhythm_core.observability.manager import Observability
+from rhythm_core.observability.config import resolve
 from rhythm_core.testing import RecordingPlugin
 recorder = RecordingPlugin()
 obs = Observability(resolve({"plugins": [recorder], "traces": {"enabled": True},
@@ -153,7 +154,7 @@ def test_rhythm_context_extract_with_malformed_ids_is_refused_and_counted(observ
     assert len(rows) == 2
     for execution_id, trace_id, span_id in rows:  # each started its own, well-formed trace
         assert trace_id == execution_id.replace("-", "")
-        assert is_span_id(span_id)
+        assert valid_ids(span_id=span_id)
     assert obs.errors[("malformed-extract", "rhythm_context_extract")] == 1
 
 

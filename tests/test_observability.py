@@ -14,8 +14,8 @@ import pytest
 
 import rhythm_core
 from rhythm_core import ConfigError, ExecutionFailed, Worker, hookimpl, trace
-from rhythm_core.obsconfig import resolve
-from rhythm_core.plugins import ERRORS_METRIC, HOOKS, Observability
+from rhythm_core.observability.config import resolve
+from rhythm_core.observability.manager import ERRORS_METRIC, HOOKS, Observability
 from rhythm_core.testing import RecordingPlugin
 
 from .apps import traced, workflows
@@ -214,7 +214,7 @@ def test_off_calls_no_hook(start_worker, monkeypatch) -> None:
         monkeypatch.setattr(Observability, name, spy_dispatch(name))
     off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
     worker = start_worker(["traced", "wf", "wf-tasks"], observability=off)
-    assert worker._observed is False
+    assert worker._instruments is None
     with trace.span("outside") as span:
         assert span is None
         ids = [traced.plain.queue(3), workflows.pipeline.queue(2)]
@@ -346,7 +346,7 @@ def test_precedence_block_over_environment_over_defaults() -> None:
 def test_unknown_provider_fails_at_start_listing_installed_ones() -> None:
     from importlib.metadata import entry_points
 
-    from rhythm_core.plugins import KNOWN_PACKAGES
+    from rhythm_core.observability.manager import KNOWN_PACKAGES
 
     installed = sorted(e.name for e in entry_points(group="rhythm.observability"))
     # a provider the product ships but this environment lacks (tox's core env has none of

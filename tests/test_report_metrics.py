@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rhythm_core.instrumentation import AttemptRecord, Instruments
-from rhythm_core.obsconfig import resolve
-from rhythm_core.plugins import Observability
+from rhythm_core.ids import new_execution_id, new_span_id, new_trace_id
+from rhythm_core.observability.config import resolve
+from rhythm_core.observability.attempt import AttemptRecord, Failure
+from rhythm_core.observability.instruments import Instruments
+from rhythm_core.observability.manager import Observability
 from rhythm_core.store import COMPLETED, FAILED, RETRY, Claimed
 from rhythm_core.testing import RecordingPlugin
-from rhythm_core.tracecontext import new_execution_id, new_span_id, new_trace_id
 
 HISTOGRAMS = (
     "rhythm.function.execution.duration",
@@ -33,9 +34,11 @@ def attempts(n: int, now: int, function: str = "app.f", queue: str = "q") -> lis
     rows = []
     for i in range(n):
         created = now + 5_000 if i == n - 1 else now - 1_000_000 * (i + 1)
-        row = Claimed(new_execution_id(), "task", function, queue, "[]", "{}", 1, 0, None, 1,
-                      None, new_trace_id(), new_span_id(), None, created, 0)
-        record = row.record = AttemptRecord(None, now - 900, now - 800)
+        row = Claimed(id=new_execution_id(), type="task", function_name=function, queue=queue,
+                      args="[]", kwargs="{}", attempt=1, max_retries=0, timeout=None, lease=1,
+                      parent_id=None, trace_id=new_trace_id(), span_id=new_span_id(),
+                      trace_context=None, created_ns=created, replays=0)
+        record = row.record = AttemptRecord(claim_start=now - 900, claim_end=now - 800)
         record.decode_start, record.start = now - 700 + i, now - 600 + 2 * i
         record.end, record.encode_end = now - 300 + 5 * i, now - 100 + 7 * i
         rows.append(row)
@@ -73,7 +76,7 @@ def test_a_mixed_batch_is_counted_by_function_and_status() -> None:
     mixed, recorder = instruments()
     rows = attempts(3, now) + attempts(2, now, function="app.g")
     failed = attempts(2, now)
-    failed[0].record.error = ("ValueError", "boom", "")
+    failed[0].record.error = Failure("ValueError", "boom")
     rows += failed
     kinds = [COMPLETED] * 5 + [FAILED, RETRY]
     mixed.reported(list(zip(rows, kinds, strict=True)), now, now)

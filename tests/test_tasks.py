@@ -151,7 +151,7 @@ def test_every_row_of_a_batch_gets_its_own_ids(db) -> None:
 
 def test_a_row_without_ids_stores_nulls(db) -> None:
     from rhythm_core import store
-    from rhythm_core.tracecontext import new_execution_id, new_span_id, new_trace_id
+    from rhythm_core.ids import new_execution_id, new_span_id, new_trace_id
 
     def row(trace_id, span_id) -> store.NewExecution:
         return store.NewExecution("task", basic.add.name, "basic", "[1, 1]", "{}", 0, None,

@@ -2,12 +2,26 @@
 
 - :class:`RecordingPlugin`: an observability plugin that keeps every span, metric point,
   carrier and lifecycle call in memory.
+- :func:`from_block`, :func:`activate`, :func:`active`, :data:`DISABLED`: build an
+  :class:`Observability` from a configuration block and make it (or none) the process's, as
+  a worker or ``rhythm_core.configure`` would; :func:`resolve_config` resolves a block and
+  the ``RHYTHM_*`` variables into the configuration a plugin receives.
 - ``rhythm_core.testing.pytest_plugin``: fixtures (a PostgreSQL database per run, workers in
   threads, a recorder), loaded by pytest automatically once rhythm-core is installed.
 - ``rhythm_core.testing.conformance``: the suite a plugin author runs against their plugin
   and a reader of what their backend received.
 """
 
+from ..observability.config import resolve as resolve_config
+from ..observability.manager import DISABLED, Observability, activate, active, from_block
 from .recording import RecordingPlugin
 
-__all__ = ["RecordingPlugin"]
+__all__ = [
+    "DISABLED",
+    "Observability",
+    "RecordingPlugin",
+    "activate",
+    "active",
+    "from_block",
+    "resolve_config",
+]

@@ -29,8 +29,8 @@ import pytest
 
 import rhythm_core
 from rhythm_core import ExecutionFailed, hookimpl, task, workflow
-from rhythm_core.catalogue import BY_NAME
-from rhythm_core.telemetry import Span
+from rhythm_core.observability.catalogue import BY_NAME
+from rhythm_core.observability.telemetry import Span
 from rhythm_core.testing.recording import RecordingPlugin
 
 QUEUE = "rhythm-conformance"

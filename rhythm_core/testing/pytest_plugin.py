@@ -59,7 +59,7 @@ def rhythm_db(rhythm_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     import psycopg
 
     import rhythm_core
-    from rhythm_core import plugins
+    from rhythm_core.observability import manager as plugins
 
     monkeypatch.setenv("RHYTHM_DATABASE_URL", rhythm_database_url)
     rhythm_core.configure(rhythm_database_url)

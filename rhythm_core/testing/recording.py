@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-from ..hookspecs import hookimpl
-from ..obsconfig import ObservabilityConfig
-from ..telemetry import MetricPoint, Span, SpanContext
+from ..observability.config import ObservabilityConfig
+from ..observability.hookspecs import hookimpl
+from ..observability.telemetry import MetricPoint, Span, SpanContext
 
 
 class RecordingPlugin:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rhythm_core.catalogue import BY_NAME
-from rhythm_core.telemetry import COUNTER, HISTOGRAM, MetricPoint
+from rhythm_core.observability import BY_NAME, COUNTER, HISTOGRAM, MetricPoint
 from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.processes import free_port
 
@@ -64,9 +63,9 @@ def test_no_agent_blocks_nothing(rhythm_worker_process: Any, rhythm_db: Any) -> 
 def test_metrics_go_out_once_an_interval_and_on_flush(statsd: StatsdListener) -> None:
     import rhythm_datadog
 
-    from rhythm_core import plugins
+    from rhythm_core import testing
 
-    obs = plugins.from_block({
+    obs = testing.from_block({
         "provider": "datadog", "traces": {"enabled": False},
         "metrics": {"enabled": True, "interval": 30, "endpoint": f"127.0.0.1:{statsd.port}"},
     }).start()
@@ -98,10 +97,10 @@ def test_a_busy_series_is_sampled_and_its_lines_say_by_how_much(statsd: StatsdLi
     import rhythm_datadog
     from rhythm_datadog.plugin import LINES_PER_POINT
 
-    from rhythm_core import plugins
+    from rhythm_core import testing
 
     random.seed(11)  # the client draws from the module's generator
-    obs = plugins.from_block({
+    obs = testing.from_block({
         "provider": "datadog", "traces": {"enabled": False},
         "metrics": {"enabled": True, "interval": 30, "endpoint": f"127.0.0.1:{statsd.port}"},
     }).start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rhythm_core import plugins
+from rhythm_core import testing
 from rhythm_core.testing import failover, scenario
 
 from .agent import TestAgent, received_span, trace_id_of
@@ -20,9 +20,9 @@ def test_workflow_trace_survives_retry_and_failover(
     tmp_path: Path,
 ) -> None:
     marker = str(tmp_path / "release")
-    enqueuing = plugins.from_block({"provider": "datadog", "traces": {
+    enqueuing = testing.from_block({"provider": "datadog", "traces": {
         "enabled": True, "sample_rate": 1.0, "endpoint": agent.url}})
-    plugins.activate(enqueuing.start())
+    testing.activate(enqueuing.start())
     try:
         from ddtrace.trace import tracer  # after the plugin pointed ddtrace at the agent
 
@@ -31,7 +31,7 @@ def test_workflow_trace_survives_retry_and_failover(
         web_trace, web_span = f"{web.trace_id:032x}", f"{web.span_id:016x}"
     finally:
         enqueuing.shutdown(5.0)
-        plugins.activate(plugins.DISABLED)
+        testing.activate(testing.DISABLED)
 
     def in_trace() -> list[dict[str, Any]]:
         return [s for s in agent.spans() if trace_id_of(s) == web_trace]

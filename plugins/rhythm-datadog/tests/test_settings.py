@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from rhythm_datadog.settings import resolve
 
-from rhythm_core import ConfigError, plugins
-from rhythm_core.obsconfig import resolve as resolve_config
+from rhythm_core import ConfigError, testing
+from rhythm_core.testing import resolve_config
 
 
 @pytest.mark.parametrize(("options", "named"), [
@@ -19,7 +19,7 @@ from rhythm_core.obsconfig import resolve as resolve_config
 def test_a_bad_setting_stops_the_start_naming_it(options: dict[str, object],
                                                  named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):  # at start
-        plugins.from_block({"provider": "datadog", "traces": {"enabled": True},
+        testing.from_block({"provider": "datadog", "traces": {"enabled": True},
                             "options": {"datadog": options}}).start()
 
 
@@ -43,8 +43,8 @@ def test_metrics_alone_do_not_load_ddtrace() -> None:
 
     code = (
         "import sys\n"
-        "from rhythm_core import plugins\n"
-        "obs = plugins.from_block({'provider': 'datadog', 'metrics': {'enabled': True,\n"
+        "from rhythm_core import testing\n"
+        "obs = testing.from_block({'provider': 'datadog', 'metrics': {'enabled': True,\n"
         "    'endpoint': '127.0.0.1:9'}}).start()\n"
         "print('ddtrace' in sys.modules, 'datadog' in sys.modules)\n"
         "obs.shutdown(1.0)\n"

@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from rhythm_otel.aggregation import SORT_FROM, Aggregates
 
-from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
+from rhythm_core.observability import COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
 
 def _point(name: str, kind: str, value: float, labels: dict[str, Any],

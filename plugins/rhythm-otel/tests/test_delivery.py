@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import rhythm_otel
 
-from rhythm_core.catalogue import BY_NAME
+from rhythm_core.observability import BY_NAME
 from rhythm_core.testing import delivery, scenario
 
 from .otlp_sink import OtlpSink

@@ -16,7 +16,7 @@ from rhythm_otel import OtelPlugin
 from rhythm_otel.encoding import AttributeCache, export_request, varint
 from rhythm_otel.ids import CoreIds
 
-from rhythm_core.telemetry import ERROR, OK, Span, SpanContext
+from rhythm_core.observability import ERROR, OK, Span, SpanContext
 
 TRACE = "0123456789abcdef0123456789abcdef"
 

@@ -10,9 +10,9 @@ from .otlp_sink import OtlpSink
 
 CODE = """
 import os, sys, time
-from rhythm_core.plugins import Observability
-from rhythm_core.obsconfig import resolve
-from rhythm_core.telemetry import Span
+from rhythm_core.testing import Observability
+from rhythm_core.testing import resolve_config as resolve
+from rhythm_core.observability import Span
 import rhythm_otel
 
 obs = Observability(resolve({"provider": "otel", "traces": {"enabled": True,

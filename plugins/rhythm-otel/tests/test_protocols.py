@@ -12,7 +12,7 @@ from opentelemetry import propagate
 from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.sdk.trace import TracerProvider
 
-from rhythm_core import plugins
+from rhythm_core import testing
 from rhythm_core.testing import scenario
 
 from .otlp_sink import OtlpSink
@@ -64,15 +64,15 @@ def b3_only() -> Iterator[None]:
 
 def test_the_users_propagator_reaches_the_carrier(b3_only: None, rhythm_db: Any) -> None:
     app = TracerProvider()  # the application's own spans; rhythm's go nowhere here
-    enqueuing = plugins.from_block({"provider": "otel", "traces": {"enabled": True,
+    enqueuing = testing.from_block({"provider": "otel", "traces": {"enabled": True,
                                     "sample_rate": 1.0, "endpoint": "http://127.0.0.1:9"}})
-    plugins.activate(enqueuing.start())
+    testing.activate(enqueuing.start())
     try:
         with app.get_tracer("web").start_as_current_span("web.request") as web:
             execution_id = scenario.noop.queue()
     finally:
         enqueuing.shutdown(0.1)
-        plugins.activate(plugins.DISABLED)
+        testing.activate(testing.DISABLED)
     context = web.get_span_context()
     trace_id, span_id, carrier = rhythm_db.execute(
         "SELECT trace_id, span_id, trace_context FROM executions WHERE id = %s", (execution_id,)

@@ -11,7 +11,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from rhythm_core import plugins
+from rhythm_core import testing
 from rhythm_core.testing import failover, scenario
 
 from .otlp_sink import OtlpSink, attributes, received_span
@@ -28,11 +28,11 @@ def test_workflow_trace_survives_retry_and_failover(
     # the otel provider for what rhythm creates
     app = TracerProvider()
     app.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sink.endpoint)))
-    enqueuing = plugins.from_block(
+    enqueuing = testing.from_block(
         {"provider": "otel", "traces": {"enabled": True, "sample_rate": 1.0,
                                         "endpoint": sink.endpoint}}
     )
-    plugins.activate(enqueuing.start())
+    testing.activate(enqueuing.start())
     try:
         with app.get_tracer("web").start_as_current_span("web.request") as web:
             execution_id = scenario.three_tasks.queue(marker)
@@ -40,7 +40,7 @@ def test_workflow_trace_survives_retry_and_failover(
         web_span = f"{web.get_span_context().span_id:016x}"
     finally:
         enqueuing.shutdown(5.0)
-        plugins.activate(plugins.DISABLED)
+        testing.activate(testing.DISABLED)
         app.shutdown()
 
     env = otel_env(sink.endpoint, RHYTHM_OTEL_SCHEDULE_DELAY_MS="100")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from rhythm_otel.settings import resolve
 
-from rhythm_core import ConfigError, plugins
-from rhythm_core.obsconfig import resolve as resolve_config
+from rhythm_core import ConfigError, testing
+from rhythm_core.testing import resolve_config
 
 
 @pytest.mark.parametrize(("options", "named"), [
@@ -19,7 +19,7 @@ from rhythm_core.obsconfig import resolve as resolve_config
 def test_a_bad_setting_stops_the_start_naming_it(options: dict[str, object],
                                                  named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):  # at start
-        plugins.from_block({"provider": "otel", "traces": {"enabled": True},
+        testing.from_block({"provider": "otel", "traces": {"enabled": True},
                             "options": {"otel": options}}).start()
 
 

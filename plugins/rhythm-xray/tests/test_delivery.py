@@ -7,7 +7,7 @@ from typing import Any
 
 import rhythm_core
 from rhythm_core import task
-from rhythm_core.catalogue import BY_NAME
+from rhythm_core.observability import BY_NAME
 from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.failover import wait_until
 from rhythm_core.testing.processes import free_port
@@ -138,14 +138,14 @@ def test_a_stopped_worker_does_not_silence_the_enqueueing_side(
 ) -> None:
     """One process enqueues with the xray provider and runs a worker with it too; the worker
     stops, and what the application enqueues afterwards is still traced."""
-    from rhythm_core import Worker, plugins
+    from rhythm_core import Worker, testing
 
     block = {"provider": "xray",
              "traces": {"enabled": True, "sample_rate": 1.0, "endpoint": daemon.address}}
-    enqueueing = plugins.from_block(block)
+    enqueueing = testing.from_block(block)
     worker = Worker(scenario.QUEUE, observability=block, poll_interval=0.2)
     thread = worker.start_in_thread()
-    plugins.activate(enqueueing)  # the application's own configuration, for .queue()
+    testing.activate(enqueueing)  # the application's own configuration, for .queue()
     try:
         rhythm_core.wait(scenario.noop.queue(), timeout=30)
         worker.stop()
@@ -154,7 +154,7 @@ def test_a_stopped_worker_does_not_silence_the_enqueueing_side(
         later = scenario.noop.queue()  # nobody runs it now; its creation is still traced
     finally:
         enqueueing.shutdown(5.0)
-        plugins.activate(plugins.DISABLED)
+        testing.activate(testing.DISABLED)
     trace_id = rhythm_core.get_execution(later).trace_id
     spans = wait_until(lambda: reader.spans(trace_id), "the enqueueing side went silent")
     assert [s.name for s in spans] == ["db.create_execution"]

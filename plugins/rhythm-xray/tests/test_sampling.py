@@ -10,10 +10,10 @@ import pytest
 from rhythm_xray.propagation import HEADER, header, read
 
 import rhythm_core
-from rhythm_core import ExecutionFailed, plugins
+from rhythm_core import ExecutionFailed, testing
+from rhythm_core.ids import new_span_id, new_trace_id
 from rhythm_core.testing import scenario
 from rhythm_core.testing.failover import wait_until
-from rhythm_core.tracecontext import new_span_id, new_trace_id
 
 from .xray import Daemon, Reader, xray_id
 
@@ -110,7 +110,7 @@ def test_a_malformed_application_context_starts_a_new_trace_and_the_work_runs(
     rhythm_worker(scenario.QUEUE, observability={
         "provider": "xray", "traces": {"enabled": True, "sample_rate": 1.0,
                                        "endpoint": daemon.address}})
-    assert plugins.active().extract({HEADER: "Root=1-nothex;Parent=zz"}) is None
+    assert testing.active().extract({HEADER: "Root=1-nothex;Parent=zz"}) is None
     xray_recorder.begin_segment("web", traceid="1-nothex-zz", parent_id="zz")
     try:
         execution_id = scenario.noop.queue()

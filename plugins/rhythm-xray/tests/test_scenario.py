@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rhythm_core import plugins
+from rhythm_core import testing
 from rhythm_core.testing import failover, scenario
 
 from .conftest import xray_env
@@ -23,9 +23,9 @@ def test_workflow_trace_survives_retry_and_failover(
     from aws_xray_sdk.core import xray_recorder
 
     marker = str(tmp_path / "release")
-    enqueuing = plugins.from_block({"provider": "xray", "traces": {
+    enqueuing = testing.from_block({"provider": "xray", "traces": {
         "enabled": True, "sample_rate": 1.0, "endpoint": daemon.address}})
-    plugins.activate(enqueuing.start())
+    testing.activate(enqueuing.start())
     try:
         # the application's own recorder, as a web framework's X-Ray middleware drives it
         xray_recorder.configure(daemon_address=daemon.address, sampling=False)
@@ -37,7 +37,7 @@ def test_workflow_trace_survives_retry_and_failover(
         web_trace, web_span = core_id(web.trace_id), web.id
     finally:
         enqueuing.shutdown(5.0)
-        plugins.activate(plugins.DISABLED)
+        testing.activate(testing.DISABLED)
 
     failover.drive(
         rhythm_worker_process, xray_env(daemon.address, emf.endpoint), marker, execution_id,

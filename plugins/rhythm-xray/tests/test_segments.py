@@ -9,9 +9,9 @@ import time
 from rhythm_xray.emitter import DaemonEmitter
 from rhythm_xray.segments import Documents
 
-from rhythm_core.telemetry import CONSUMER, ERROR, INTERNAL, Span
+from rhythm_core.ids import new_span_id, new_trace_id
+from rhythm_core.observability import CONSUMER, ERROR, INTERNAL, Span
 from rhythm_core.testing.failover import wait_until
-from rhythm_core.tracecontext import new_span_id, new_trace_id
 
 from .xray import MAX_DATAGRAM, Daemon, Reader
 

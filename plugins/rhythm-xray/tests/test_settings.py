@@ -10,8 +10,8 @@ import sys
 import pytest
 from rhythm_xray.settings import DEFAULT_EMF, STDOUT, resolve
 
-from rhythm_core import ConfigError, plugins
-from rhythm_core.obsconfig import resolve as resolve_config
+from rhythm_core import ConfigError, testing
+from rhythm_core.testing import resolve_config
 
 
 @pytest.mark.parametrize(("block", "named"), [
@@ -31,7 +31,7 @@ from rhythm_core.obsconfig import resolve as resolve_config
 def test_a_bad_setting_stops_the_start_naming_it(block: dict[str, object], named: str) -> None:
     block = {"provider": "xray", "traces": {"enabled": True}, **block}
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):  # at start
-        plugins.from_block(block).start()
+        testing.from_block(block).start()
 
 
 def test_precedence_block_then_rhythm_then_aws_variables() -> None:
@@ -75,8 +75,8 @@ def _python(code: str) -> str:
 def test_metrics_alone_do_not_load_the_xray_sdk() -> None:
     code = (
         "import sys\n"
-        "from rhythm_core import plugins\n"
-        "obs = plugins.from_block({'provider': 'xray', 'metrics': {'enabled': True,\n"
+        "from rhythm_core import testing\n"
+        "obs = testing.from_block({'provider': 'xray', 'metrics': {'enabled': True,\n"
         "    'endpoint': 'udp://127.0.0.1:9'}}).start()\n"
         "print('aws_xray_sdk' in sys.modules, 'aws_embedded_metrics' in sys.modules)\n"
         "obs.shutdown(1.0)\n"
@@ -87,9 +87,9 @@ def test_metrics_alone_do_not_load_the_xray_sdk() -> None:
 def test_emf_to_stdout() -> None:
     code = (
         "import json\n"
-        "from rhythm_core import plugins\n"
-        "from rhythm_core.telemetry import COUNTER, MetricPoint\n"
-        "obs = plugins.from_block({'provider': 'xray', 'metrics': {'enabled': True},\n"
+        "from rhythm_core import testing\n"
+        "from rhythm_core.observability import COUNTER, MetricPoint\n"
+        "obs = testing.from_block({'provider': 'xray', 'metrics': {'enabled': True},\n"
         "    'options': {'xray': {'emf_endpoint': 'stdout'}}}).start()\n"
         "obs.metric(MetricPoint('rhythm.executions.created', COUNTER, 3, '{execution}',\n"
         "    {'queue': 'q'}, 0))\n"

@@ -14,8 +14,7 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from typing import IO, Any
 
-from rhythm_core import ObservabilityConfig, hookimpl
-from rhythm_core.telemetry import MetricPoint, Span, SpanContext
+from rhythm_core.observability import MetricPoint, ObservabilityConfig, Span, SpanContext, hookimpl
 
 
 class JsonLinesPlugin:

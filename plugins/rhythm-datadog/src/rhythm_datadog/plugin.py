@@ -8,10 +8,19 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from rhythm_core import ObservabilityConfig, hookimpl
-from rhythm_core.backends import BackendPlugin
-from rhythm_core.batching import TelemetryQueue
-from rhythm_core.telemetry import COUNTER, ERROR, GAUGE, HISTOGRAM, MetricPoint, Span, SpanContext
+from rhythm_core.observability import (
+    COUNTER,
+    ERROR,
+    GAUGE,
+    HISTOGRAM,
+    BackendPlugin,
+    MetricPoint,
+    ObservabilityConfig,
+    Span,
+    SpanContext,
+    TelemetryQueue,
+    hookimpl,
+)
 
 from .settings import DatadogSettings, resolve
 

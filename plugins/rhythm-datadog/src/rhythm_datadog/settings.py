@@ -9,11 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-from rhythm_core import ConfigError, ObservabilityConfig
-from rhythm_core.obsconfig import port_number
+from rhythm_core.observability import (
+    ConfigError,
+    ObservabilityConfig,
+    Setting,
+    port_number,
+    setting,
+)
+
+PREFIX = "observability.options.datadog"
 
 KEYS = ("agent_url", "statsd_host", "statsd_port", "span_type")
 
@@ -49,42 +55,43 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     block = config.plugin_options("datadog", KEYS)
 
-    def where(key: str) -> str:
-        return f"observability.options.datadog.{key}"
+    def pick(key: str, *variables: str, fallback: Setting | None = None) -> Setting:
+        return setting(block, key, PREFIX, *variables, env=env, fallback=fallback)
 
-    agent: str | None = None
-    if "agent_url" in block:
-        agent = _agent_url(where("agent_url"), str(block["agent_url"]))
-    elif config.traces.endpoint:
-        agent = _agent_url("the traces endpoint (RHYTHM_TRACING_ENDPOINT)", config.traces.endpoint)
+    where, value = pick(
+        "agent_url",
+        fallback=Setting("the traces endpoint (RHYTHM_TRACING_ENDPOINT)", config.traces.endpoint),
+    )
+    agent = _agent_url(where, str(value)) if where else None
 
     # the metrics endpoint, when given, is DogStatsD's host:port
-    host: str | None = None
-    port: Any = None
-    port_key = where("statsd_port")
+    given_host: str | None = None
+    given_port: int | None = None
     if config.metrics.endpoint:
         given = urlsplit(
             config.metrics.endpoint
             if "//" in config.metrics.endpoint
             else f"udp://{config.metrics.endpoint}"
         )
-        host, port = given.hostname, given.port
-        port_key = "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)"
-    if "statsd_host" in block:
-        host = str(block["statsd_host"])
-    if "statsd_port" in block:
-        port, port_key = block["statsd_port"], where("statsd_port")
-    host = host or env.get("DD_DOGSTATSD_HOST") or env.get("DD_AGENT_HOST") or "localhost"
-    if port is None and env.get("DD_DOGSTATSD_PORT"):
-        port, port_key = env["DD_DOGSTATSD_PORT"], "DD_DOGSTATSD_PORT"
+        given_host, given_port = given.hostname, given.port
+    endpoint = "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)"
+    _, host = pick(
+        "statsd_host",
+        "DD_DOGSTATSD_HOST",
+        "DD_AGENT_HOST",
+        fallback=Setting(endpoint, given_host),
+    )
+    port_key, port = pick(
+        "statsd_port", "DD_DOGSTATSD_PORT", fallback=Setting(endpoint, given_port)
+    )
 
     span_type = str(block.get("span_type", "worker"))
     if not span_type:
-        raise ConfigError(f"{where('span_type')} must not be empty")
+        raise ConfigError(f"{PREFIX}.span_type must not be empty")
     return DatadogSettings(
         agent_url=agent,
-        statsd_host=host,
-        statsd_port=8125 if port is None else port_number(port_key, port),
+        statsd_host=str(host or "localhost"),
+        statsd_port=8125 if not port_key else port_number(port_key, port),
         service=config.service_name or env.get("DD_SERVICE") or "rhythm",
         span_type=span_type,
     )

@@ -35,8 +35,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from rhythm_core.catalogue import BY_NAME
-from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
+from rhythm_core.observability import BY_NAME, COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
 Key = tuple[tuple[str, Any], ...]
 CUMULATIVE = AggregationTemporality.CUMULATIVE

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from rhythm_core.telemetry import ERROR, Span
+from rhythm_core.observability import ERROR, Span
 
 KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 # span flags: the parent's "is remote" is known (0x100) and true (0x200); our parents always

@@ -14,8 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from rhythm_core import ObservabilityConfig
-from rhythm_core.catalogue import DURATION_BUCKETS
+from rhythm_core.observability import DURATION_BUCKETS, ObservabilityConfig
 
 from .aggregation import Aggregates, MergingExporter
 from .encoding import resource_message, scope_message

@@ -13,9 +13,15 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, Status, Status
 from opentelemetry.trace import SpanContext as OtelContext
 from opentelemetry.trace.span import TraceState
 
-from rhythm_core import ObservabilityConfig, hookimpl
-from rhythm_core.backends import BackendPlugin
-from rhythm_core.telemetry import ERROR, MetricPoint, Span, SpanContext
+from rhythm_core.observability import (
+    ERROR,
+    BackendPlugin,
+    MetricPoint,
+    ObservabilityConfig,
+    Span,
+    SpanContext,
+    hookimpl,
+)
 
 from . import ids
 from .pipeline import Pipeline

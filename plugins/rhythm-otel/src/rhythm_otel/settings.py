@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rhythm_core import ConfigError, ObservabilityConfig
+from rhythm_core.observability import ConfigError, ObservabilityConfig, Setting, setting
 
 PROTOCOLS = ("grpc", "http/protobuf")
 KEYS = ("protocol", "prometheus_port", "prometheus_host", "max_queue_size", "schedule_delay_ms")
@@ -52,13 +52,9 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     block = config.plugin_options("otel", KEYS)
 
-    def pick(key: str, variable: str, *fallbacks: str) -> tuple[str, Any]:
-        if key in block:
-            return f"observability.options.otel.{key}", block[key]
-        for name in (variable, *fallbacks):
-            if env.get(name):
-                return name, env[name]
-        return f"observability.options.otel.{key}", None
+    def pick(key: str, *variables: str) -> Setting:
+        found = setting(block, key, "observability.options.otel", *variables, env=env)
+        return found if found.where else Setting(f"observability.options.otel.{key}", None)
 
     where, protocol = pick(
         "protocol",

@@ -21,8 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
-from rhythm_core.batching import BatchQueue, let_others_run
-from rhythm_core.telemetry import Span
+from rhythm_core.observability import BatchQueue, Span, let_others_run
 
 from .encoding import AttributeCache, export_request
 

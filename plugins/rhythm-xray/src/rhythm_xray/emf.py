@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from aws_embedded_metrics.logger.metrics_context import MetricsContext
 from aws_embedded_metrics.serializers.log_serializer import LogSerializer
 
-from rhythm_core.telemetry import COUNTER, GAUGE, HISTOGRAM, MetricPoint
+from rhythm_core.observability import COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
 from .settings import STDOUT, XRaySettings
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from rhythm_core import ObservabilityConfig, hookimpl
-from rhythm_core.backends import BackendPlugin
-from rhythm_core.batching import TelemetryQueue
-from rhythm_core.telemetry import MetricPoint, Span, SpanContext
+from rhythm_core.observability import (
+    BackendPlugin,
+    MetricPoint,
+    ObservabilityConfig,
+    Span,
+    SpanContext,
+    TelemetryQueue,
+    hookimpl,
+)
 
 from .settings import XRaySettings, resolve
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_xray_sdk.core.models.trace_header import TraceHeader
 
-from rhythm_core.telemetry import SpanContext
+from rhythm_core.observability import SpanContext
 
 from .segments import xray_trace_id
 

@@ -26,7 +26,7 @@ from aws_xray_sdk.core.models.entity import Entity
 from aws_xray_sdk.core.models.segment import Segment
 from aws_xray_sdk.core.models.subsegment import Subsegment
 
-from rhythm_core.telemetry import CLIENT, CONSUMER, ERROR, PRODUCER, Span
+from rhythm_core.observability import CLIENT, CONSUMER, ERROR, PRODUCER, Span
 
 log = logging.getLogger("rhythm_xray")
 HEADER = (PROTOCOL_HEADER + PROTOCOL_DELIMITER).encode()

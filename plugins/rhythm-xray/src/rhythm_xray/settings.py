@@ -16,11 +16,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-from rhythm_core import ConfigError, ObservabilityConfig
-from rhythm_core.obsconfig import port_number
+from rhythm_core.observability import (
+    ConfigError,
+    ObservabilityConfig,
+    Setting,
+    port_number,
+    setting,
+)
+
+PREFIX = "observability.options.xray"
 
 KEYS = ("daemon_address", "emf_endpoint", "namespace", "log_group", "log_stream")
 DEFAULT_DAEMON = ("127.0.0.1", 2000)
@@ -87,46 +93,37 @@ def resolve(config: ObservabilityConfig, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     block = config.plugin_options("xray", KEYS)
 
-    def pick(key: str, endpoint: str | None, endpoint_key: str, variable: str) -> tuple[str, Any]:
-        """(where it came from, value) by the core's precedence; ("", None) when unset."""
-        if key in block:
-            return f"observability.options.xray.{key}", block[key]
-        if endpoint:
-            return endpoint_key, endpoint
-        if env.get(variable):
-            return variable, env[variable]
-        return "", None
+    def pick(key: str, variable: str, fallback: Setting | None = None) -> Setting:
+        return setting(block, key, PREFIX, variable, env=env, fallback=fallback)
 
     where, value = pick(
         "daemon_address",
-        config.traces.endpoint,
-        "the traces endpoint (RHYTHM_TRACING_ENDPOINT)",
         "AWS_XRAY_DAEMON_ADDRESS",
+        Setting("the traces endpoint (RHYTHM_TRACING_ENDPOINT)", config.traces.endpoint),
     )
     daemon = daemon_address(where, str(value)) if where else DEFAULT_DAEMON
 
     where, value = pick(
         "emf_endpoint",
-        config.metrics.endpoint,
-        "the metrics endpoint (RHYTHM_METRICS_ENDPOINT)",
         "AWS_EMF_AGENT_ENDPOINT",
+        Setting("the metrics endpoint (RHYTHM_METRICS_ENDPOINT)", config.metrics.endpoint),
     )
     if not where and env.get("AWS_EMF_ENVIRONMENT", "").lower() in ("local", "lambda"):
         where, value = "AWS_EMF_ENVIRONMENT", STDOUT  # where the library itself would print
     endpoint = emf_endpoint(where, str(value)) if where else DEFAULT_EMF
 
     service = config.service_name or env.get("AWS_XRAY_TRACING_NAME") or "rhythm"
-    where, value = pick("namespace", None, "", "AWS_EMF_NAMESPACE")
+    where, value = pick("namespace", "AWS_EMF_NAMESPACE")
     namespace = str(value) if where else "rhythm"
     if not NAMESPACE.match(namespace):
         raise ConfigError(
             f"{where} must be 1 to 256 of letters, digits and . _ # : / -, got {namespace!r}"
         )
-    where, value = pick("log_group", None, "", "AWS_EMF_LOG_GROUP_NAME")
+    where, value = pick("log_group", "AWS_EMF_LOG_GROUP_NAME")
     log_group = str(value).strip() if where else f"{service}-metrics"
     if not log_group:
         raise ConfigError(f"{where} must not be empty")
-    where, value = pick("log_stream", None, "", "AWS_EMF_LOG_STREAM_NAME")
+    where, value = pick("log_stream", "AWS_EMF_LOG_STREAM_NAME")
     return XRaySettings(
         daemon=daemon,
         emf_endpoint=endpoint,

@@ -13,10 +13,10 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_PROVIDER = "otel"
 DEFAULT_SAMPLE_RATE = 0.1
@@ -152,6 +152,41 @@ def parse_tags(key: str, value: str) -> dict[str, str]:
     return tags
 
 
+class Setting(NamedTuple):
+    """A setting's value and where it came from (a dotted configuration key, a variable's
+    name, or a description such as "the traces endpoint"); ``where`` is "" when unset."""
+
+    where: str
+    value: Any
+
+
+def setting(
+    block: Mapping[str, Any],
+    key: str,
+    prefix: str,
+    *variables: str,
+    env: Mapping[str, str] | None = None,
+    fallback: Setting | None = None,
+) -> Setting:
+    """Look one setting up by the rule the core and every plugin share.
+
+    ``block[key]`` (configuration given in code, under ``prefix``) wins; then ``fallback``, a
+    value resolved already (a plugin's view of the core's endpoints) if it is not empty; then
+    the first of ``variables`` set in ``env`` (``os.environ`` by default). A variable set to
+    the empty string counts as unset, as OpenTelemetry's do.
+    """
+    if key in block:
+        return Setting(f"{prefix}.{key}", block[key])
+    if fallback is not None and fallback.value not in (None, ""):
+        return fallback
+    env = os.environ if env is None else env
+    for name in variables:
+        value = env.get(name)
+        if value:
+            return Setting(name, value)
+    return Setting("", None)
+
+
 def _check_keys(where: str, block: Mapping[str, Any], known: set[str]) -> None:
     if not isinstance(block, Mapping):
         raise ConfigError(f"{where} must be a mapping, got {type(block).__name__}")
@@ -184,24 +219,17 @@ def resolve(
         {"enabled", "endpoint", "interval", "worker_id_label"},
     )
 
-    def pick(section: Mapping[str, Any], key: str, where: str, var: str | None) -> tuple[str, Any]:
-        if key in section:
-            return f"{where}.{key}", section[key]
-        if var and env.get(var) is not None:
-            return var, env[var]
-        return "", None
-
-    def setting(
-        section: Mapping[str, Any], key: str, where: str, var: str | None, check: Any, default: Any
+    def checked(
+        section: Mapping[str, Any], key: str, where: str, var: str, check: Any, default: Any
     ) -> Any:
-        name, value = pick(section, key, where, var)
-        return default if not name else check(name, value)
+        found = setting(section, key, where, var, env=env)
+        return check(found.where, found.value) if found.where else default
 
     traces = TracesConfig(
-        enabled=setting(
+        enabled=checked(
             traces_block, "enabled", "observability.traces", "RHYTHM_TRACING_ENABLED", _bool, False
         ),
-        endpoint=setting(
+        endpoint=checked(
             traces_block,
             "endpoint",
             "observability.traces",
@@ -209,7 +237,7 @@ def resolve(
             endpoint,
             None,
         ),
-        sample_rate=setting(
+        sample_rate=checked(
             traces_block,
             "sample_rate",
             "observability.traces",
@@ -217,7 +245,7 @@ def resolve(
             lambda k, v: _float(k, v, low=0, high=1),
             DEFAULT_SAMPLE_RATE,
         ),
-        sample_errors=setting(
+        sample_errors=checked(
             traces_block,
             "sample_errors",
             "observability.traces",
@@ -227,7 +255,7 @@ def resolve(
         ),
     )
     metrics = MetricsConfig(
-        enabled=setting(
+        enabled=checked(
             metrics_block,
             "enabled",
             "observability.metrics",
@@ -235,7 +263,7 @@ def resolve(
             _bool,
             False,
         ),
-        endpoint=setting(
+        endpoint=checked(
             metrics_block,
             "endpoint",
             "observability.metrics",
@@ -243,7 +271,7 @@ def resolve(
             endpoint,
             None,
         ),
-        interval=setting(
+        interval=checked(
             metrics_block,
             "interval",
             "observability.metrics",
@@ -251,7 +279,7 @@ def resolve(
             lambda k, v: _float(k, v, low=0, open_low=True),
             DEFAULT_METRICS_INTERVAL,
         ),
-        worker_id_label=setting(
+        worker_id_label=checked(
             metrics_block,
             "worker_id_label",
             "observability.metrics",
@@ -260,11 +288,15 @@ def resolve(
             True,
         ),
     )
-    service_name = setting(
-        block, "service_name", "observability", "RHYTHM_SERVICE_NAME", _text, None
+    found = setting(
+        block,
+        "service_name",
+        "observability",
+        "RHYTHM_SERVICE_NAME",
+        "RHYTHM_TRACING_SERVICE_NAME",
+        env=env,
     )
-    if service_name is None and env.get("RHYTHM_TRACING_SERVICE_NAME"):
-        service_name = _text("RHYTHM_TRACING_SERVICE_NAME", env["RHYTHM_TRACING_SERVICE_NAME"])
+    service_name = _text(found.where, found.value) if found.where else None
 
     if "tags" in block:
         tags = block["tags"]

@@ -21,11 +21,12 @@ from typing import Any
 
 import pluggy
 
+from ..errors import ConfigError
+from ..ids import valid_ids
 from . import hookspecs
-from .errors import ConfigError
-from .obsconfig import ObservabilityConfig, resolve
+from .config import ObservabilityConfig, resolve
+from .context import carrier_problem
 from .telemetry import COUNTER, MetricPoint, Span, SpanContext
-from .tracecontext import are_ids, carrier_problem
 
 log = logging.getLogger("rhythm.observability")
 
@@ -232,7 +233,7 @@ class Observability:
                 continue
             if isinstance(found, SpanContext):
                 # its ids go into rows and carriers as they are: only well-formed ones do
-                if are_ids(found.trace_id, found.span_id):
+                if valid_ids(found.trace_id, found.span_id):
                     return found
                 self._failed(
                     plugin,

@@ -19,8 +19,8 @@ import os
 import threading
 from typing import Generic, Protocol, TypeVar
 
+from .config import ObservabilityConfig
 from .hookspecs import hookimpl
-from .obsconfig import ObservabilityConfig
 
 
 class Backend(Protocol):

@@ -18,11 +18,11 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .instrumentation import Position, current, current_position
-from .plugins import active
-from .replay import is_replaying
+from ..ids import new_span_id, new_trace_id
+from ..replay import is_replaying
+from .attempt import Position, current, current_position
+from .manager import active
 from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span
-from .tracecontext import new_span_id, new_trace_id
 
 
 class _Trace:

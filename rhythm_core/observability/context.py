@@ -1,9 +1,8 @@
 """Trace and span ids, W3C Trace Context, baggage, and the carrier kept in
 ``executions.trace_context``.
 
-Trace ids are 128-bit with the Unix time in seconds in the first 32 bits, so the same id is a
-valid OpenTelemetry, Datadog (128-bit) and X-Ray (``1-<8 hex>-<24 hex>``) trace id. Span ids
-are 64-bit and never zero.
+The ids themselves are made by the engine (:mod:`rhythm_core.ids`); this module checks them
+and reads and writes the carrier.
 """
 
 from __future__ import annotations
@@ -11,24 +10,15 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
+from ..ids import ZERO_SPAN, new_span_id, new_trace_id, valid_ids
 from .telemetry import SpanContext
 
-_getrandbits = random.getrandbits  # re-seeded in forked children by the random module
-_randbytes = random.randbytes
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
-_HEX48 = re.compile(r"[0-9a-f]{48}")  # a trace id and a span id together
-_TRACE_IDS = re.compile(r"(?:[0-9a-f]{32},)*")  # a claim batch's, comma-terminated
-_SPAN_IDS = re.compile(r"(?:[0-9a-f]{16},)*")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16
-ONE_SPAN = "0" * 15 + "1"  # stands in for a drawn all-zero span id, which W3C forbids
+_ZERO_TRACE = "0" * 32
 
 MAX_CARRIER_BYTES = 16 * 1024
 MAX_TRACESTATE_MEMBERS, MAX_TRACESTATE_CHARS = 32, 512
@@ -44,99 +34,6 @@ _BAGGAGE_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 class CarrierError(ValueError):
     """A carrier that cannot be trusted; the message says what is wrong with it."""
-
-
-# Ids are written as bytes.hex() of an int rather than through a format spec ("{:016x}"),
-# whose parsing cost as much as the rest: 165 against 351 ns a span id, 312 against 624 a
-# trace id; every enqueued row takes one of each.
-
-
-def new_trace_id() -> str:
-    """Unix seconds in the first 32 bits (X-Ray's layout), 96 random bits after them."""
-    return ((int(time.time()) & 0xFFFFFFFF) << 96 | _getrandbits(96)).to_bytes(16, "big").hex()
-
-
-def execution_id_of(trace_id: str) -> str:
-    """The execution id (a UUID) of the root execution that started ``trace_id``."""
-    t = trace_id
-    return f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"  # the UUID text layout
-
-
-def new_execution_id() -> str:
-    """A random execution id for a row that joins an existing trace."""
-    return execution_id_of(_getrandbits(128).to_bytes(16, "big").hex())
-
-
-def new_span_id() -> str:
-    return (_getrandbits(64) or 1).to_bytes(8, "big").hex()
-
-
-# A batch of rows takes the random part of its ids from one draw: a row then costs slices of
-# one string instead of a draw, an int and a hex() per id. Enqueueing 1,000 rows a statement,
-# trace and span ids added 4,500 instructions a row to 65,200 that way, 2,100 to 64,000 this
-# way (callgrind; BENCHMARKS.md).
-def random_hex(digits: int) -> str:
-    """``digits`` random lower-case hex digits (an even number)."""
-    return _randbytes(digits // 2).hex()
-
-
-def trace_id_head() -> str:
-    """The first 8 hex digits of a trace id made now: the Unix time in seconds."""
-    return (int(time.time()) & 0xFFFFFFFF).to_bytes(4, "big").hex()
-
-
-def is_trace_id(value: Any) -> bool:
-    # match() on a string of the pattern's length is fullmatch(), at a third of the cost
-    return (
-        isinstance(value, str)
-        and len(value) == 32
-        and _HEX32.match(value) is not None
-        and value != _ZERO_TRACE
-    )
-
-
-def is_span_id(value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 16
-        and _HEX16.match(value) is not None
-        and value != ZERO_SPAN
-    )
-
-
-def are_ids(trace_id: Any, span_id: Any) -> bool:
-    """``is_trace_id(trace_id) and is_span_id(span_id)``, in one match (claimed rows)."""
-    return (
-        type(trace_id) is str
-        and type(span_id) is str
-        and len(trace_id) == 32
-        and len(span_id) == 16
-        and _HEX48.match(trace_id + span_id) is not None
-        and trace_id != _ZERO_TRACE
-        and span_id != ZERO_SPAN
-    )
-
-
-def all_ids(rows: Sequence[Any]) -> bool:
-    """``are_ids`` of every row's ``trace_id`` and ``span_id``, in one match for each column
-    of the batch: 210 against 370 ns a row. False when any row fails (check them singly)."""
-    if not rows:
-        return True
-    try:
-        traces = ",".join(map(_trace_id_of, rows)) + ","
-        spans = ",".join(map(_span_id_of, rows)) + ","
-    except TypeError:  # a null or a non-text id
-        return False
-    # fields are exactly 32 (16) digits between commas: 32 (16) zeros can only be a whole id
-    return (
-        _TRACE_IDS.fullmatch(traces) is not None
-        and _SPAN_IDS.fullmatch(spans) is not None
-        and _ZERO_TRACE not in traces
-        and ZERO_SPAN not in spans
-    )
-
-
-_trace_id_of, _span_id_of = attrgetter("trace_id"), attrgetter("span_id")
 
 
 def format_traceparent(trace_id: str, span_id: str, sampled: bool) -> str:
@@ -222,10 +119,6 @@ class ClaimedContext:
     problem: str | None = None
     links: tuple[SpanContext, ...] = ()
 
-    @property
-    def replaced(self) -> bool:
-        return self.problem is not None
-
 
 def read_claimed(
     trace_id: Any, span_id: Any, carrier: Any, sample: float, decide: Any = random.random
@@ -234,15 +127,15 @@ def read_claimed(
     trace, with ``problem`` set and a link to whatever could be read."""
     try:
         parent = _read_carrier(trace_id, carrier)
-        if not is_span_id(span_id):
+        if not valid_ids(span_id=span_id):
             raise CarrierError(f"span_id {str(span_id)[:40]!r} is not 16 lower-case hex digits")
     except CarrierError as exc:
         links: tuple[SpanContext, ...] = ()
-        if is_trace_id(trace_id) and is_span_id(span_id):
+        if valid_ids(trace_id, span_id):
             links = (SpanContext(trace_id, span_id, False),)
         return ClaimedContext(
             new_trace_id(),
-            span_id if is_span_id(span_id) else new_span_id(),
+            span_id if valid_ids(span_id=span_id) else new_span_id(),
             None,
             decide() < sample,
             str(exc),
@@ -262,14 +155,11 @@ _UNSAMPLED_TRACEPARENT = re.compile(
 )
 
 
-def unsampled_at_a_glance(
-    trace_id: Any, span_id: Any, carrier: str | None, ids_checked: bool = False
-) -> bool:
+def unsampled_at_a_glance(trace_id: Any, span_id: Any, carrier: str | None) -> bool:
     """True when a claimed row's ids are valid and its carrier's traceparent (in the column's
     JSON text) is a valid, unsampled parent of the same trace: the worker may then leave the
-    carrier unread unless the attempt fails. False means: read it now. ``ids_checked``: the
-    ids are known to be valid (:func:`all_ids` of the batch)."""
-    if not ids_checked and not are_ids(trace_id, span_id):
+    carrier unread unless the attempt fails. False means: read it now."""
+    if not valid_ids(trace_id, span_id):
         return False
     if carrier is None or len(carrier) > MAX_CARRIER_BYTES:
         return False
@@ -281,7 +171,7 @@ def unsampled_at_a_glance(
 
 
 def _read_carrier(trace_id: Any, carrier: Any) -> SpanContext | None:
-    if not is_trace_id(trace_id):
+    if not valid_ids(trace_id):
         raise CarrierError(f"trace_id {str(trace_id)[:40]!r} is not 32 lower-case hex digits")
     if carrier is None:
         return None

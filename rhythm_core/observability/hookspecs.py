@@ -15,7 +15,7 @@ from collections.abc import Mapping, MutableMapping
 
 import pluggy
 
-from .obsconfig import ObservabilityConfig
+from .config import ObservabilityConfig
 from .telemetry import MetricPoint, Span, SpanContext
 
 PROJECT = "rhythm"

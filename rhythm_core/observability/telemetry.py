@@ -1,8 +1,8 @@
 """What the core hands to observability plugins: span contexts, spans and metric points.
 
-Plugins receive these objects through the hooks in :mod:`rhythm_core.hookspecs`. Ids are
-lower-case hex strings made by the core (:mod:`rhythm_core.tracecontext`); times are Unix
-nanoseconds, set by the core and to be honoured rather than re-read from a clock.
+Plugins receive these objects through the hooks in :mod:`.hookspecs`. Ids are lower-case hex
+strings made by the core (:mod:`rhythm_core.ids`); times are Unix nanoseconds, set by the core
+and to be honoured rather than re-read from a clock.
 """
 
 from __future__ import annotations
