@@ -1,9 +1,10 @@
 """The engine with its instrumentation path removed, for the zero-cost comparison.
 
-Builds copies of ``rhythm_core.worker`` and ``rhythm_core.reporter`` from their source with
-every ``if self._observed:`` / ``if observed:`` / ``if self._observer is not None:`` block
-deleted, so the comparison is against the same code minus exactly those lines. (The local
-``observed = self._observed`` stays: the failure paths test it with more besides.)
+Builds copies of ``rhythm_core.worker`` and ``rhythm_core.reporter`` from their syntax trees
+with every ``if`` whose test is one of :data:`GUARDS` (and that has no ``else``) deleted, so
+the comparison is against the same code minus exactly those blocks. The number deleted is
+checked against :data:`EXPECTED`: when the engine's guards change, this fails and names
+them, rather than comparing the engine with itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 
 from rhythm_core import reporter, worker
 
-GUARDS = ("self._observed", "observed", "self._observer is not None")
+GUARDS = (
+    "self._instruments is not None",  # claimed rows to the instruments; the last flush
+    "record is not None",  # an attempt's timings (_call), a failure's cause (_execute)
+    "row.record is not None",  # decoding and encoding times
+    "record is not None and record.trace_problem is not None",  # an unusable carrier
+    "self._observer is not None",  # the reporter tells the instruments what it wrote
+)
+EXPECTED = 9
 
 
 class _Strip(ast.NodeTransformer):
@@ -57,4 +65,10 @@ def bare_worker_class() -> tuple[type, int]:
     _, from_reporter = _strip(reporter, "_bare_reporter", {})
     use_bare_reporter = {"from .reporter import Reporter": "from ._bare_reporter import Reporter"}
     bare, from_worker = _strip(worker, "_bare_worker", use_bare_reporter)
-    return bare.Worker, from_reporter + from_worker
+    removed = from_reporter + from_worker
+    if removed != EXPECTED:
+        raise RuntimeError(
+            f"bench/bare.py removed {removed} instrumentation blocks, expected {EXPECTED}: the "
+            f"engine's guards changed; update GUARDS and EXPECTED ({', '.join(GUARDS)})"
+        )
+    return bare.Worker, removed

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import rhythm_core
-from rhythm_core import Worker, client, hookimpl, instrumentation
+from rhythm_core import Worker, client, hookimpl
 from rhythm_core.ids import execution_id_of, random_hex
 from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 from rhythm_core.observability.telemetry import MetricPoint, Span
@@ -52,7 +52,7 @@ from .noop_tasks import noop_async
 
 def _ids_only(rows: list[NewExecution]) -> None:
     """What an engine without trace ids does to the rows it enqueues: give each an execution
-    id, drawn per batch as ``instrumentation._own_traces`` draws, and nothing else."""
+    id, drawn per batch as ``rhythm_core.ids.start_own_traces`` draws, and nothing else."""
     drawn = random_hex(32 * len(rows))
     for at, row in enumerate(rows):
         if not row.id:
@@ -62,12 +62,12 @@ def _ids_only(rows: list[NewExecution]) -> None:
 @contextlib.contextmanager
 def without_trace_ids() -> Iterator[None]:
     """Rows enqueued inside the block (tracing off) get no trace id and no span id."""
-    saved = instrumentation._own_traces
-    instrumentation._own_traces = _ids_only
+    saved = client.start_own_traces
+    client.start_own_traces = _ids_only
     try:
         yield
     finally:
-        instrumentation._own_traces = saved
+        client.start_own_traces = saved
 
 
 class Discarding:

@@ -8,8 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -20,10 +19,24 @@ from .serialization import encode
 from .store import Claimed
 
 log = logging.getLogger("rhythm.worker")
-_row, _kind = itemgetter(7), itemgetter(2)
+_FINAL = (store.COMPLETED, store.FAILED)
 
-# (id, lease, kind, result json, error json, delay seconds, parent id, row)
-Outcome = tuple[str, int, str, str | None, str | None, float, str | None, Claimed]
+
+class Outcome(NamedTuple):
+    """One attempt's outcome, waiting to be written by :data:`store.REPORT`."""
+
+    id: str
+    lease: int  # the lease it was claimed under: a row taken over since is not touched
+    kind: str  # store.COMPLETED, FAILED, RETRY or RELEASE
+    result: str | None  # JSON
+    error: str | None  # JSON
+    delay: float  # seconds before a retried or released row may be claimed again
+    row: Claimed
+
+    def as_failure(self, error: str) -> Outcome:
+        return self._replace(kind=store.FAILED, result=None, error=error, delay=0.0)
+
+
 # Told of each written batch (rows and kinds, start and end in ns), when observability is on.
 Observer = Callable[[Iterable[tuple[Claimed, str]], int, int], None]
 
@@ -46,7 +59,7 @@ class Reporter:
         error: str | None = None,
         delay: float = 0.0,
     ) -> None:
-        self._pending.append((row.id, row.lease, kind, result, error, delay, row.parent_id, row))
+        self._pending.append(Outcome(row.id, row.lease, kind, result, error, delay, row))
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
@@ -59,9 +72,8 @@ class Reporter:
                 try:
                     await self._connection.run(functools.partial(self._write, batch=batch))
                     if self._observer is not None:
-                        # (row, kind) pairs, iterated in C rather than built as a list
-                        pairs = zip(map(_row, batch), map(_kind, batch), strict=True)
-                        self._observer(pairs, started, time.time_ns())
+                        written = [(outcome.row, outcome.kind) for outcome in batch]
+                        self._observer(written, started, time.time_ns())
                 except Exception as exc:  # lost connections are retried inside run()
                     log.error(
                         "rhythm: writing %d outcome(s) failed (%s); writing them one by one",
@@ -76,7 +88,7 @@ class Reporter:
     def unwritten(self) -> list[str]:
         """Ids of executions whose outcome is known but not yet written: the worker still
         holds them, and reconnect handling must not hand them back to pending."""
-        return [o[0] for o in self._writing] + [o[0] for o in self._pending]
+        return [outcome.id for outcome in (*self._writing, *self._pending)]
 
     async def _write_singly(self, batch: list[Outcome]) -> None:
         """Isolate the outcome the database refuses, and record it as a failure instead."""
@@ -89,19 +101,26 @@ class Reporter:
                     {
                         "type": "OutcomeNotStored",
                         "message": f"the database refused the outcome "
-                        f"({outcome[2]}) of this execution: {str(exc).strip()[:500]}",
+                        f"({outcome.kind}) of this execution: {str(exc).strip()[:500]}",
                     }
                 )
-            stored = (*outcome[:2], store.FAILED, None, failure, 0.0, outcome[6], outcome[7])
+            stored = outcome.as_failure(failure)
             try:
                 await self._connection.run(functools.partial(self._write, batch=[stored]))
             except Exception:
-                log.exception("rhythm: could not record the outcome of execution %s", outcome[0])
+                log.exception("rhythm: could not record the outcome of execution %s", outcome.id)
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
-        columns = tuple(list(column) for column in zip(*(o[:7] for o in batch), strict=True))
-        params = columns[:6]
-        parents = sorted({o[6] for o in batch if o[6] and o[2] in (store.COMPLETED, store.FAILED)})
+        params = (
+            [o.id for o in batch],
+            [o.lease for o in batch],
+            [o.kind for o in batch],
+            [o.result for o in batch],
+            [o.error for o in batch],
+            [o.delay for o in batch],
+        )
+        # a final outcome wakes its parent workflow: lock parents first, in one order
+        parents = sorted({o.row.parent_id for o in batch if o.row.parent_id and o.kind in _FINAL})
         if not parents:
             cursor = await conn.execute(store.REPORT, params)
         else:
@@ -119,24 +138,24 @@ class Reporter:
         has another lease, or is pending again under ours, was lost to failover: say so (the
         execution runs again elsewhere). Anything else is this write's own earlier try,
         committed before the connection broke."""
-        final = {o[0]: o for o in batch if o[2] in (store.COMPLETED, store.FAILED)}
+        final = {o.id: o for o in batch if o.kind in _FINAL}
         if not final:
             return
         cursor = await conn.execute(store.HELD_STATE, (list(final),))
         for execution_id, status, lease in await cursor.fetchall():
             outcome = final[execution_id]
-            if lease != outcome[1] or status == "pending":
+            if lease != outcome.lease or status == "pending":
                 self.throttled.log(
                     logging.WARNING,
                     "outcome lost",
                     "rhythm: the %s outcome of execution %s was not written: it was returned "
                     "to pending while this worker's connection was away (now %s, lease %d, "
                     "was %d); it runs again",
-                    outcome[2],
+                    outcome.kind,
                     execution_id,
                     status,
                     lease,
-                    outcome[1],
+                    outcome.lease,
                 )
 
     async def drain(self) -> None:

@@ -46,11 +46,10 @@ class NewExecution:
 
 
 # Batch parameters go in binary (%b): psycopg's text format quotes every array element
-# through a regular expression, which cost 11% of no-op throughput and 20% of enqueue time
-# (A/B in one process, 20,000 tasks, 5 rounds each). The trace and span ids, written to every
-# row, go as one comma-separated string each that the server splits: psycopg dumps an array
-# element by element in Python. Enqueueing a row with ids took 73,700 instructions and one
-# without 66,600; sent this way, 70,400 and 65,400 (callgrind, bench/BENCHMARKS.md).
+# through a regular expression, a visible share of enqueue and report time. The trace and
+# span ids, written to every row, go as one comma-separated string each that the server
+# splits, because psycopg dumps an array element by element in Python (bench.overhead,
+# "ids in every row").
 INSERT = """
 WITH ins AS (
     INSERT INTO executions (id, type, function_name, queue, args, kwargs, max_retries, timeout,
@@ -144,8 +143,8 @@ RETURNING e.id::text, e.type, e.function_name, e.queue, e.args::text, e.kwargs::
 """
 CLAIM = _CLAIM.format(trace_fields="e.trace_id, e.span_id, e.trace_context::text")
 # With tracing off (observability off, or metrics only) a worker reads no task's trace
-# fields, and of a workflow's only the trace id, which its children join: a row's two ids
-# cost 140-250 ns to send and decode.
+# fields, and of a workflow's only the trace id, which its children join: nothing is sent or
+# decoded that the worker will not use (bench.overhead, "off / instrumentation removed").
 CLAIM_UNTRACED = _CLAIM.format(
     trace_fields="CASE WHEN e.type = 'workflow' THEN e.trace_id END, NULL, NULL"
 )

@@ -362,6 +362,40 @@ def test_unknown_provider_fails_at_start_listing_installed_ones() -> None:
     assert f"pip install '{package}'" in message
 
 
+class _OldStyleWrapper:
+    name = "wrapping"
+
+    @hookimpl(hookwrapper=True)
+    def rhythm_span_end(self, span: Any) -> Any:
+        yield
+
+
+class _NewStyleWrapper:
+    name = "new-wrapping"
+
+    @hookimpl(wrapper=True)
+    def rhythm_metric_emit(self, point: Any) -> Any:
+        return (yield)
+
+
+@pytest.mark.parametrize(("plugin", "hook"), [(_OldStyleWrapper(), "rhythm_span_end"),
+                                              (_NewStyleWrapper(), "rhythm_metric_emit")])
+def test_a_wrapper_impl_is_refused_at_start_naming_the_plugin(plugin, hook) -> None:
+    # the facade calls each impl on its own: a wrapper would silently never run
+    block = {"plugins": [plugin], "traces": {"enabled": True}, "metrics": {"enabled": True}}
+    with pytest.raises(ConfigError) as raised:
+        Worker("x", observability=block)
+    assert f"observability plugin {plugin.name!r} implements {hook} as a hook wrapper" in str(
+        raised.value)
+
+
+def test_hook_names_are_the_spec_modules() -> None:
+    from rhythm_core.observability import hookspecs
+
+    specs = sorted(name for name in dir(hookspecs) if name.startswith("rhythm_"))
+    assert sorted(HOOKS) == specs and len(HOOKS) == 7
+
+
 def test_cli_worker_with_bad_observability_env_is_one_line() -> None:
     env = {**os.environ, "RHYTHM_TRACES_SAMPLE_RATE": "1.5", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

@@ -25,7 +25,7 @@ HISTOGRAMS = (
 def instruments() -> tuple[Instruments, RecordingPlugin]:
     recorder = RecordingPlugin()
     block = {"plugins": [recorder], "traces": {"enabled": False}, "metrics": {"enabled": True}}
-    return Instruments(Observability(resolve(block), explicit=True).start(), "w1"), recorder
+    return Instruments(Observability(resolve(block)).start(), "w1"), recorder
 
 
 def attempts(n: int, now: int, function: str = "app.f", queue: str = "q") -> list[Claimed]:

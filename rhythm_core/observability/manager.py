@@ -37,14 +37,9 @@ KNOWN_PACKAGES = {
     "datadog": "rhythm-core[datadog]",
     "xray": "rhythm-core[xray]",
 }
-HOOKS = (
-    "rhythm_observability_configure",
-    "rhythm_span_start",
-    "rhythm_span_end",
-    "rhythm_metric_emit",
-    "rhythm_context_inject",
-    "rhythm_context_extract",
-    "rhythm_observability_shutdown",
+# The hook names, in the order the spec module defines them.
+HOOKS = tuple(
+    name for name, value in vars(hookspecs).items() if hasattr(value, f"{hookspecs.PROJECT}_spec")
 )
 ERRORS_METRIC = "rhythm.observability.errors"
 _LOG_EVERY = 60.0
@@ -91,9 +86,8 @@ class Observability:
     imported and the engine never calls in.
     """
 
-    def __init__(self, config: ObservabilityConfig, *, explicit: bool = False) -> None:
+    def __init__(self, config: ObservabilityConfig) -> None:
         self.config = config
-        self.explicit = explicit  # configured in code rather than from the environment
         self.tracing = self.metering = self.enabled = False
         self.errors: Counter[tuple[str, str]] = Counter()
         self._last_logged: dict[tuple[str, str], float] = {}
@@ -117,9 +111,16 @@ class Observability:
             self.manager.register(plugin, name=name)
         self.manager.check_pending()
         for hook in HOOKS:
-            caller = getattr(self.manager.hook, hook)
-            # pluggy calls the last registered first; keep that order, call each directly
+            caller: pluggy.HookCaller = getattr(self.manager.hook, hook)
+            # pluggy calls the last registered first (tryfirst/trylast placed among them);
+            # keep that order, and call each impl on its own so one failing skips no other
             for impl in reversed(caller.get_hookimpls()):
+                if impl.hookwrapper or impl.wrapper:
+                    raise ConfigError(
+                        f"observability plugin {impl.plugin_name!r} implements {hook} as a "
+                        "hook wrapper; rhythm calls each plugin's hooks one by one, isolated "
+                        "from the others, so wrappers are not supported: use a plain @hookimpl"
+                    )
                 self._calls[hook].append((impl.plugin_name, self._bind(caller, impl)))
         starts, ends = dict(self._calls["rhythm_span_start"]), dict(self._calls["rhythm_span_end"])
         self._span_pairs = [
@@ -130,12 +131,13 @@ class Observability:
         self.enabled = self.tracing or self.metering
 
     @staticmethod
-    def _bind(caller: Any, impl: Any) -> Callable[..., Any]:
+    def _bind(caller: pluggy.HookCaller, impl: pluggy.HookImpl) -> Callable[..., Any]:
         """Call an impl with positional arguments, passing only the parameters it declares."""
+        assert caller.spec is not None  # every rhythm hook has a spec
         spec = list(caller.spec.argnames)
         wanted = list(impl.argnames)
         if wanted == spec:
-            return impl.function  # type: ignore[no-any-return]
+            return impl.function
         picks = [spec.index(name) for name in wanted]
         function = impl.function
         return lambda *args: function(*(args[i] for i in picks))
@@ -332,5 +334,5 @@ def from_block(block: Mapping[str, Any] | Observability | None) -> Observability
         return block
     if block is None:
         return active()
-    observability = Observability(resolve(block), explicit=True)
+    observability = Observability(resolve(block))
     return observability.start()

@@ -59,8 +59,8 @@ class _BytesTraceStub:
 class GrpcPayloadExporter(OTLPSpanExporter):
     """The SDK's OTLP/gRPC span exporter (channel, TLS, headers, compression, retries) fed
     with requests already encoded. The request goes out as the bytes the encoder wrote:
-    parsing them into the SDK's protobuf object for its stub to serialize again cost 1.7 µs
-    a span (0.8 to parse, 0.9 to serialize), half as much as encoding them."""
+    parsing them into the SDK's protobuf object for its stub to serialize again would cost
+    about half as much as encoding them (bench.otel_overhead)."""
 
     def _initialize_channel_and_stub(self) -> None:
         self._stub = _BytesTraceStub  # also when the SDK reconnects after UNAVAILABLE
