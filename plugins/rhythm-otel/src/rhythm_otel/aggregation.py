@@ -37,6 +37,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from rhythm_core.observability import BY_NAME, COUNTER, GAUGE, HISTOGRAM, MetricPoint
 
+from .sdk import preferences
+
 Key = tuple[tuple[str, Any], ...]
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 # From this many observations in one point, sorting them and searching once per bound is
@@ -192,7 +194,7 @@ class MergingExporter(MetricExporter):
     """An OTLP metric exporter whose batches also carry the plugin's histograms."""
 
     def __init__(self, inner: MetricExporter, aggregates: Aggregates, resource: Resource):
-        super().__init__(inner._preferred_temporality, inner._preferred_aggregation)
+        super().__init__(*preferences(inner))
         self.inner, self.aggregates, self.resource = inner, aggregates, resource
 
     def export(

@@ -20,6 +20,7 @@ from .aggregation import Aggregates, MergingExporter
 from .encoding import resource_message, scope_message
 from .ids import CoreIds
 from .quiet import OncePerKind
+from .sdk import merging_prometheus_reader
 from .settings import OtelSettings
 from .shipping import SpanShipper, grpc_sender, http_sender
 
@@ -138,9 +139,9 @@ class Pipeline:
         if settings.metrics_endpoint is not None or settings.prometheus_port is None:
             readers.append(metric_reader(settings, config.metrics.interval, aggregates, where))
         if settings.prometheus_port is not None:
-            from .prometheus import MergingPrometheusReader, serve
+            from .prometheus import serve
 
-            readers.append(MergingPrometheusReader(aggregates, where))
+            readers.append(merging_prometheus_reader(aggregates.merge, where))
             self.prometheus = serve(settings.prometheus_port, settings.prometheus_host)
         self.meter_provider = MeterProvider(resource=where, metric_readers=readers)
         self.aggregates = aggregates

@@ -23,7 +23,7 @@ from rhythm_core.observability import (
     hookimpl,
 )
 
-from . import ids
+from . import ids, sdk
 from .pipeline import Pipeline
 from .settings import resolve
 
@@ -50,6 +50,7 @@ class OtelPlugin(BackendPlugin[Pipeline]):
     name = NAME
 
     def build(self, config: ObservabilityConfig) -> Pipeline:
+        sdk.check()  # an SDK whose internals changed fails at start, naming what is missing
         return Pipeline(config, resolve(config))
 
     @property

@@ -14,16 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
 from rhythm_core.observability import BatchQueue, Span, let_others_run
 
 from .encoding import AttributeCache, export_request
+from .sdk import GrpcPayloadExporter
 
 log = logging.getLogger("rhythm_otel")
 Send = Callable[["Encoded"], bool]
@@ -39,39 +37,6 @@ class Encoded:
 
     def __len__(self) -> int:
         return self.count
-
-
-EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-class _BytesTraceStub:
-    """The trace service's stub with no request serializer: gRPC sends the bytes given."""
-
-    def __init__(self, channel: Any) -> None:
-        self.Export = channel.unary_unary(
-            EXPORT_METHOD,
-            request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
-            _registered_method=True,
-        )
-
-
-class GrpcPayloadExporter(OTLPSpanExporter):
-    """The SDK's OTLP/gRPC span exporter (channel, TLS, headers, compression, retries) fed
-    with requests already encoded. The request goes out as the bytes the encoder wrote:
-    parsing them into the SDK's protobuf object for its stub to serialize again would cost
-    about half as much as encoding them (bench.otel_overhead)."""
-
-    def _initialize_channel_and_stub(self) -> None:
-        self._stub = _BytesTraceStub  # also when the SDK reconnects after UNAVAILABLE
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-
-    def _translate_data(self, data: Any) -> bytes:  # type: ignore[override]
-        payload: bytes = data.payload
-        return payload
-
-    def _count_data(self, data: Any) -> int:
-        return len(data)
 
 
 def grpc_sender(endpoint: str | None) -> tuple[Send, Callable[[], None]]:
