@@ -26,6 +26,7 @@ ZERO_SPAN = "0" * 16
 ONE_SPAN = "0" * 15 + "1"  # stands in for a drawn all-zero span id, which W3C forbids
 _TRACE_ID = re.compile(r"(?!0{32})[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"(?!0{16})[0-9a-f]{16}")
+_BOTH = re.compile(r"(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}")
 _UNCHECKED: object = object()
 
 
@@ -33,13 +34,16 @@ def valid_ids(trace_id: object = _UNCHECKED, span_id: object = _UNCHECKED) -> bo
     """True when each id given is well formed: a trace id is 32 and a span id 16 lower-case
     hex digits, not all zeros (W3C). A null or non-text id is not. Ids read from rows,
     carriers and plugins go through here before they are trusted."""
-    if trace_id is not _UNCHECKED and not _matches(_TRACE_ID, trace_id):
-        return False
-    return span_id is _UNCHECKED or _matches(_SPAN_ID, span_id)
-
-
-def _matches(pattern: re.Pattern[str], value: object) -> bool:
-    return type(value) is str and pattern.fullmatch(value) is not None
+    if span_id is _UNCHECKED:
+        return type(trace_id) is str and _TRACE_ID.fullmatch(trace_id) is not None
+    if trace_id is _UNCHECKED:
+        return type(span_id) is str and _SPAN_ID.fullmatch(span_id) is not None
+    # both, as every claimed row has them: one match
+    return (
+        type(trace_id) is str
+        and type(span_id) is str
+        and _BOTH.fullmatch(f"{trace_id}-{span_id}") is not None
+    )
 
 
 def new_trace_id() -> str:

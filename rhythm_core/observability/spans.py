@@ -11,7 +11,7 @@ An attempt's trace (reference document, "span hierarchy")::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import store
@@ -33,12 +33,27 @@ SERIALIZATION_SPAN_MIN_BYTES = 1024
 
 @dataclass(slots=True)
 class Attempt:
-    """What every span of one attempt shares."""
+    """What every span of one attempt shares; ``base`` holds the attributes all of them
+    carry (the reference document's, and the messaging conventions')."""
 
     row: Claimed
     record: AttemptRecord
     context: ClaimedContext
     worker_id: str
+    base: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        row = self.row
+        self.base = {
+            "rhythm.execution_id": row.id,
+            "rhythm.execution_type": row.type,
+            "rhythm.function_name": row.function_name,
+            "queue_name": row.queue,
+            "rhythm.attempt": row.attempt,
+            **MESSAGING,
+            "messaging.destination.name": row.queue,
+            "messaging.message.id": row.id,
+        }
 
     def span(
         self,
@@ -73,19 +88,6 @@ class Attempt:
             built.links = context.links
         return built
 
-    def base(self) -> dict[str, Any]:
-        row = self.row
-        return {
-            "rhythm.execution_id": row.id,
-            "rhythm.execution_type": row.type,
-            "rhythm.function_name": row.function_name,
-            "queue_name": row.queue,
-            "rhythm.attempt": row.attempt,
-            **MESSAGING,
-            "messaging.destination.name": row.queue,
-            "messaging.message.id": row.id,
-        }
-
 
 def attempt_spans(
     row: Claimed,
@@ -113,7 +115,7 @@ def attempt_spans(
 def claim_span(attempt: Attempt) -> Span:
     record = attempt.record
     attributes = {
-        **attempt.base(),
+        **attempt.base,
         **DATABASE,
         "db.operation.name": "UPDATE",
         "messaging.operation.type": "receive",
@@ -148,7 +150,7 @@ def invoke_span(attempt: Attempt) -> Span:
     """``function.invoke`` (``workflow.replay`` for a workflow pass): the call itself."""
     row, record = attempt.row, attempt.record
     attributes = {
-        **attempt.base(),
+        **attempt.base,
         "messaging.operation.type": "process",
         "function_name": row.function_name,
         "execution_type": row.type,
@@ -170,7 +172,7 @@ def invoke_span(attempt: Attempt) -> Span:
 
 def report_span(attempt: Attempt, kind: str, start: int, end: int) -> Span:
     attributes = {
-        **attempt.base(),
+        **attempt.base,
         **DATABASE,
         "db.operation.name": "UPDATE",
         "execution_id": attempt.row.id,
@@ -184,7 +186,7 @@ def execution_span(attempt: Attempt, kind: str, end: int) -> Span:
     """The execution's span, from its creation to its final outcome (the span id and parent
     stored in its row)."""
     row, record, context = attempt.row, attempt.record, attempt.context
-    attributes = {**attempt.base(), "status": kind, "worker_id": attempt.worker_id}
+    attributes = {**attempt.base, "status": kind, "worker_id": attempt.worker_id}
     span = attempt.span(
         f"{row.type}.{row.function_name}",
         row.created_ns,

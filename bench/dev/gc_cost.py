@@ -1,7 +1,7 @@
 """Where a worker's garbage collection time goes, by generation, with observability off, with
 the recording plugin and with a plugin that keeps nothing (both at the default sample rate).
 
-    python -m bench.gc_cost [--tasks 20000] [--rounds 2]
+    python -m bench.dev.gc_cost [--tasks 20000] [--rounds 2]
 
 A plugin that keeps what it is given (the recording plugin keeps every span) adds objects
 that survive, and CPython's collector pays for survivors twice: more young collections, and
@@ -22,7 +22,7 @@ import rhythm_core
 from rhythm_core import Worker, testing
 from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
-from .common import (
+from ..common import (
     OFF,
     GcClock,
     enqueue,
@@ -31,8 +31,8 @@ from .common import (
     scratch_database,
     truncate,
 )
-from .noop_tasks import noop_async
-from .overhead import Discarding, observed
+from ..noop_tasks import noop_async
+from ..overhead import Discarding, observed
 
 
 def one_run(url: str, block: dict[str, Any], tasks: int) -> GcClock:

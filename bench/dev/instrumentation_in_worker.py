@@ -1,12 +1,12 @@
 """Where the core layer's time goes inside a running worker.
 
-    python -m bench.instrumentation_in_worker [--tasks 20000] [--runs 3]
+    python -m bench.dev.instrumentation_in_worker [--tasks 20000] [--runs 3]
 
 Runs a worker on ``--tasks`` no-op async tasks with a plugin that keeps nothing, tracing and
 metrics on at the default sample rate, with each call the worker makes into
-:class:`rhythm_core.observability.instruments.Instruments` timed (wall clock, so a garbage collection
-that an allocation in the call sets off is charged to it). The wrapper's own cost per call
-is printed first: subtract it. Set beside ``bench.instrumentation_cost``, which times the
+:class:`~rhythm_core.observability.instruments.Instruments` timed (wall clock, so a garbage
+collection that an allocation in the call sets off is charged to it). The wrapper's own cost
+per call is printed first: subtract it. Set beside ``bench.dev.instrumentation_cost``, which times the
 same calls without a database or an event loop.
 """
 
@@ -28,9 +28,9 @@ from rhythm_core import Worker, testing
 from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 from rhythm_core.observability.instruments import Instruments
 
-from .common import enqueue, machine, run_until_completed, scratch_database, truncate
-from .noop_tasks import noop_async
-from .overhead import Discarding, observed
+from ..common import enqueue, machine, run_until_completed, scratch_database, truncate
+from ..noop_tasks import noop_async
+from ..overhead import Discarding, observed
 
 # the attempt's own times are stamped by the worker inline, not through a call
 CALLS = ("claimed", "reported")

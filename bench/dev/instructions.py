@@ -1,6 +1,6 @@
 """What observability costs a worker, in instructions per execution counted by valgrind.
 
-    python -m bench.instructions [--tasks 4000] [--base 1000] [--variants off,on-default,...]
+    python -m bench.dev.instructions [--tasks 4000] [--base 1000] [--variants off,on-default,...]
 
 Throughput ratios on a shared machine move by several points from one run to the next (on
 some machines by ten); an instruction count does not. Each variant runs in a child process
@@ -70,7 +70,7 @@ def child(variant: str, url: str, tasks: int) -> None:
     from rhythm_core import Worker
     from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
-    from .bare import bare_worker_class
+    from ..bare import bare_worker_class
     from .common import OFF, enqueue
     from .noop_tasks import noop_async
     from .overhead import Discarding, observed, without_trace_ids
@@ -110,7 +110,7 @@ def counted(variant: str, url: str, tasks: int) -> int:
         enqueue(noop_async, tasks)
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, "-m", "bench.instructions", "--child", variant, "--url", url,
+         sys.executable, "-m", "bench.dev.instructions", "--child", variant, "--url", url,
          "--tasks", str(tasks)],
         capture_output=True, text=True, check=False,
     )

@@ -1,6 +1,6 @@
 """Python bytecodes a worker runs per execution, by function, against observability off.
 
-    python -m bench.opcodes [--tasks 2000] [--variants on-default,traces-only,metrics-only]
+    python -m bench.dev.opcodes [--tasks 2000] [--variants on-default,traces-only,metrics-only]
 
 Each variant runs ``--tasks`` no-op tasks in this process under ``sys.settrace`` with opcode
 events on, and every bytecode executed in the event loop's thread is counted against the
@@ -25,9 +25,9 @@ import rhythm_core
 from rhythm_core import Worker, testing
 from rhythm_core.observability.config import DEFAULT_SAMPLE_RATE
 
-from .common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
-from .noop_tasks import noop_async
-from .overhead import Discarding, observed
+from ..common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
+from ..noop_tasks import noop_async
+from ..overhead import Discarding, observed
 
 VARIANTS: dict[str, Any] = {
     "on-default": lambda: observed(DEFAULT_SAMPLE_RATE),

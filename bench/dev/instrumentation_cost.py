@@ -1,11 +1,12 @@
 """The core layer's own CPU cost per execution, without a database or an event loop.
 
-    python -m bench.instrumentation_cost [--batches 50] [--batch 100] [--repeats 15]
+    python -m bench.dev.instrumentation_cost [--batches 50] [--batch 100] [--repeats 15]
 
-Drives the worker's instrumentation (:class:`rhythm_core.observability.instruments.Instruments`) the
-way a worker does for claim batches of ``--batch`` rows: the claim, each attempt's start and
-end with its decoding and encoding timings, and the report of the batch, with a plugin that
-receives every span and metric point and keeps nothing. The best of ``--repeats`` runs, with
+Drives the worker's instrumentation
+(:class:`~rhythm_core.observability.instruments.Instruments`) the way a worker does for claim
+batches of ``--batch`` rows: the claim, each attempt's start and end with its decoding and
+encoding timings, and the report of the batch, with a plugin that receives every span and
+metric point and keeps nothing. The best of ``--repeats`` runs, with
 the garbage collector paused during each, is the figure: what the instrumentation itself
 costs, steadier than throughput ratios on a shared machine, and blind to what it does to the
 rest of the worker (garbage collection, caches), which ``bench.overhead`` sees.
@@ -24,8 +25,8 @@ from rhythm_core.observability.instruments import Instruments
 from rhythm_core.observability.manager import Observability
 from rhythm_core.store import COMPLETED, Claimed
 
-from .common import machine
-from .overhead import Discarding
+from ..common import machine
+from ..overhead import Discarding
 
 
 def claimed_rows(n: int) -> list[Claimed]:
@@ -58,7 +59,7 @@ def cost(rate: float, batches: int, batch: int, repeats: int) -> float:
     """Best µs per execution at sample rate ``rate``."""
     block = {"plugins": [Discarding()], "traces": {"enabled": True, "sample_rate": rate},
              "metrics": {"enabled": True}}
-    instruments = Instruments(Observability(resolve(block), explicit=True).start(), "bench")
+    instruments = Instruments(Observability(resolve(block)).start(), "bench")
     best = float("inf")
     for _ in range(repeats):
         work = [claimed_rows(batch) for _ in range(batches)]
