@@ -62,3 +62,59 @@ def test_every_metric_is_documented(metric) -> None:
 @pytest.mark.parametrize("span", [name for name, _ in SPANS])
 def test_every_span_is_documented(span: str) -> None:
     assert f"| `{span}` |" in OBSERVABILITY_DOC
+
+
+PLUGIN_SOURCES = sorted(
+    path
+    for pattern in ("plugins/*/src/**/*.py", "examples/*/src/**/*.py")
+    for path in ROOT.glob(pattern)
+)
+PLUGIN_TESTS = sorted(
+    path
+    for pattern in ("plugins/*/tests/*.py", "examples/*/tests/*.py")
+    for path in ROOT.glob(pattern)
+)
+
+
+def _core_imports(path: Path) -> set[str]:
+    """The rhythm_core modules a file imports (``from rhythm_core import x`` counts as the
+    package itself unless x is a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rhythm_core"):
+            found.add(node.module or "")
+            if node.module == "rhythm_core":
+                found |= {f"rhythm_core.{a.name}" for a in node.names
+                          if (ROOT / "rhythm_core" / a.name).is_dir()
+                          or (ROOT / "rhythm_core" / f"{a.name}.py").exists()}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("rhythm_core")}
+    return found
+
+
+def test_plugins_import_only_the_public_surface() -> None:
+    assert len(PLUGIN_SOURCES) > 20
+    allowed = {"rhythm_core", "rhythm_core.observability"}
+    wrong = {str(p.relative_to(ROOT)): sorted(_core_imports(p) - allowed) for p in PLUGIN_SOURCES}
+    assert {p: m for p, m in wrong.items() if m} == {}
+
+
+def test_plugin_tests_import_only_the_public_surface_and_the_testing_kit() -> None:
+    assert len(PLUGIN_TESTS) > 20
+    wrong = {}
+    for path in PLUGIN_TESTS:
+        extra = {m for m in _core_imports(path)
+                 if m not in ("rhythm_core", "rhythm_core.observability")
+                 and not m.startswith("rhythm_core.testing")}
+        if extra:
+            wrong[str(path.relative_to(ROOT))] = sorted(extra)
+    assert wrong == {}
+
+
+def test_the_public_plugin_surface_documents_each_name() -> None:
+    import rhythm_core.observability as surface
+
+    assert surface.__doc__ is not None
+    for name in surface.__all__:
+        assert getattr(surface, name) is not None
+        assert f"``{name}``" in surface.__doc__, name

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from rhythm_core.ids import new_execution_id, new_span_id, new_trace_id
-from rhythm_core.observability.config import resolve
 from rhythm_core.observability.attempt import AttemptRecord, Failure
+from rhythm_core.observability.config import resolve
 from rhythm_core.observability.instruments import Instruments
 from rhythm_core.observability.manager import Observability
 from rhythm_core.store import COMPLETED, FAILED, RETRY, Claimed

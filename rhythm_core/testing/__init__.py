@@ -5,13 +5,15 @@
 - :func:`from_block`, :func:`activate`, :func:`active`, :data:`DISABLED`: build an
   :class:`Observability` from a configuration block and make it (or none) the process's, as
   a worker or ``rhythm_core.configure`` would; :func:`resolve_config` resolves a block and
-  the ``RHYTHM_*`` variables into the configuration a plugin receives.
+  the ``RHYTHM_*`` variables into the configuration a plugin receives; :func:`new_trace_id`
+  and :func:`new_span_id` make ids as the engine does, for spans built in a test.
 - ``rhythm_core.testing.pytest_plugin``: fixtures (a PostgreSQL database per run, workers in
   threads, a recorder), loaded by pytest automatically once rhythm-core is installed.
 - ``rhythm_core.testing.conformance``: the suite a plugin author runs against their plugin
   and a reader of what their backend received.
 """
 
+from ..ids import new_span_id, new_trace_id
 from ..observability.config import resolve as resolve_config
 from ..observability.manager import DISABLED, Observability, activate, active, from_block
 from .recording import RecordingPlugin
@@ -23,5 +25,7 @@ __all__ = [
     "activate",
     "active",
     "from_block",
+    "new_span_id",
+    "new_trace_id",
     "resolve_config",
 ]

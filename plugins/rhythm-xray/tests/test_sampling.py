@@ -11,8 +11,7 @@ from rhythm_xray.propagation import HEADER, header, read
 
 import rhythm_core
 from rhythm_core import ExecutionFailed, testing
-from rhythm_core.ids import new_span_id, new_trace_id
-from rhythm_core.testing import scenario
+from rhythm_core.testing import new_span_id, new_trace_id, scenario
 from rhythm_core.testing.failover import wait_until
 
 from .xray import Daemon, Reader, xray_id

@@ -9,8 +9,8 @@ import time
 from rhythm_xray.emitter import DaemonEmitter
 from rhythm_xray.segments import Documents
 
-from rhythm_core.ids import new_span_id, new_trace_id
 from rhythm_core.observability import CONSUMER, ERROR, INTERNAL, Span
+from rhythm_core.testing import new_span_id, new_trace_id
 from rhythm_core.testing.failover import wait_until
 
 from .xray import MAX_DATAGRAM, Daemon, Reader
