@@ -82,7 +82,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (
         3,
         "trace index without rows that started their own trace",
-        # A root that starts its own trace has id = trace id (instrumentation._own_trace), so
+        # A root that starts its own trace has id = trace id (ids.start_own_traces), so
         # the primary key finds it. Leaving such rows out of the index spares the common
         # execution three index entries: claim and report are not HOT updates.
         """

@@ -111,14 +111,7 @@ class Reporter:
                 log.exception("rhythm: could not record the outcome of execution %s", outcome.id)
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], *, batch: list[Outcome]) -> None:
-        params = (
-            [o.id for o in batch],
-            [o.lease for o in batch],
-            [o.kind for o in batch],
-            [o.result for o in batch],
-            [o.error for o in batch],
-            [o.delay for o in batch],
-        )
+        params = store.report_params(batch)
         # a final outcome wakes its parent workflow: lock parents first, in one order
         parents = sorted({o.row.parent_id for o in batch if o.row.parent_id and o.kind in _FINAL})
         if not parents:

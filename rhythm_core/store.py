@@ -7,8 +7,10 @@ claim), so a worker that lost an execution to failover can never overwrite its n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ class NewExecution:
     timeout: float | None
     parent_id: str | None = None
     step: Step | None = None
-    id: str = ""  # assigned by instrumentation.Creation with the trace ids
+    id: str = ""  # assigned by rhythm_core.ids with the trace ids
     trace_id: str | None = None
     span_id: str | None = None
     trace_context: str | None = None
@@ -82,7 +84,7 @@ def insert_params(rows: list[NewExecution]) -> tuple[Any, ...]:
         [step_literal(r.step) for r in rows],
         [r.trace_context for r in rows],
         # a missing id is empty (NULL in the row). No id holds a comma: every one is drawn
-        # as hex by instrumentation.Creation or checked as hex where it comes from outside
+        # as hex by rhythm_core.ids or checked by ids.valid_ids where it comes from outside
         # (a parent row's, a carrier's, a plugin's extract)
         ",".join([r.trace_id or "" for r in rows]),
         ",".join([r.span_id or "" for r in rows]),
@@ -156,6 +158,15 @@ COMPLETED, FAILED, RETRY, RELEASE = "completed", "failed", "retry", "release"
 # suspended parent cannot interleave with that parent suspending: see SUSPEND below.
 LOCK_PARENTS = "SELECT 1 FROM executions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE"
 
+
+def report_params(outcomes: Sequence[Any]) -> tuple[list[Any], ...]:
+    """:data:`REPORT`'s arrays, one per column, from outcomes with the fields of
+    :data:`REPORT_FIELDS` (``reporter.Outcome``)."""
+    return tuple(list(column) for column in zip(*map(_report_fields, outcomes), strict=True))
+
+
+REPORT_FIELDS = ("id", "lease", "kind", "result", "error", "delay")
+_report_fields = attrgetter(*REPORT_FIELDS)
 REPORT = """
 WITH v AS (
     SELECT * FROM unnest(%b::text[]::uuid[], %b::bigint[], %b::text[], %b::text[], %b::text[],

@@ -69,9 +69,9 @@ class _Backend:
                 disable_telemetry=True,
             )
         self._tag_lists: dict[tuple[tuple[str, Any], ...], list[str]] = {}
-        # ddtrace costs tens of µs of CPU per span (BENCHMARKS.md) and the DogStatsD client µs
-        # per call: done on the queue's thread, that time overlaps the loop's waits on
-        # PostgreSQL instead of delaying every claim and report
+        # ddtrace's work per span and the DogStatsD client's per call (bench.datadog_overhead)
+        # are done on the queue's thread, where they overlap the loop's waits on PostgreSQL
+        # instead of delaying every claim and report
         self.sender = TelemetryQueue("rhythm-datadog", self.send_trace, self.emit_metric)
 
     def send_trace(self, _trace_id: str, spans: list[Span]) -> None:
