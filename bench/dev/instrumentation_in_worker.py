@@ -6,8 +6,8 @@ Runs a worker on ``--tasks`` no-op async tasks with a plugin that keeps nothing,
 metrics on at the default sample rate, with each call the worker makes into
 :class:`~rhythm_core.observability.instruments.Instruments` timed (wall clock, so a garbage
 collection that an allocation in the call sets off is charged to it). The wrapper's own cost
-per call is printed first: subtract it. Set beside ``bench.dev.instrumentation_cost``, which times the
-same calls without a database or an event loop.
+per call is printed first: subtract it. Set beside ``bench.dev.instrumentation_cost``,
+which times the same calls without a database or an event loop.
 """
 
 from __future__ import annotations
