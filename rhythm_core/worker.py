@@ -678,17 +678,17 @@ class Worker:
                 log.warning("rhythm: heartbeat failed: %s", str(exc).strip().splitlines()[0])
 
     async def _detect_dead(self) -> Any:
-        # A free liveness lock is trusted once this worker's own session is older than two
-        # reconnect backoffs: after an outage that ended every session, the others take their
-        # locks again within one backoff of the database's return, and are not declared dead.
-        params = {
-            "dead_after": self.dead_after,
-            "me": self.worker_id,
-            "trust_locks": time.monotonic() - self._maint_conn.connected_at >= 2 * MAX_BACKOFF,
-        }
-        cursor = await self._maint_conn.run(
-            lambda conn: conn.execute(store.DETECT_DEAD, params), attempts=3
-        )
+        async def check(conn: psycopg.AsyncConnection[Any]) -> Any:
+            # A free liveness lock is trusted once this worker's own session is older than
+            # two reconnect backoffs: after an outage that ended every session, the others
+            # take their locks again within one backoff of the database's return, and are
+            # not declared dead. Decided here, on the session the check runs on: a check
+            # begun before an outage runs on the session opened after it.
+            trusted = time.monotonic() - self._maint_conn.connected_at >= 2 * MAX_BACKOFF
+            params = {"dead_after": self.dead_after, "me": self.worker_id, "trust_locks": trusted}
+            return await conn.execute(store.DETECT_DEAD, params)
+
+        cursor = await self._maint_conn.run(check, attempts=3)
         return await cursor.fetchone()
 
     async def _timed(self, span_name: str, operation: str, work: Awaitable[T]) -> T:
