@@ -91,6 +91,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE trace_id <> translate(id::text, '-', '');
         """,
     ),
+    (
+        4,
+        "running-rows index only for lookups by worker",
+        # Statements that change one claimed row (report, suspend) say status = 'running',
+        # which let the planner read the whole running-rows index, with every dead entry
+        # left since the last vacuum, instead of looking the ids up by primary key: it did
+        # once the table had statistics. The index now also requires a worker id, which only
+        # the lookups by worker (failover, a lost claim) imply.
+        """
+        DROP INDEX IF EXISTS executions_running_worker;
+        CREATE INDEX executions_running_worker ON executions (worker_id)
+            WHERE status = 'running' AND worker_id IS NOT NULL;
+        """,
+    ),
 ]
 
 _done: set[str] = set()

@@ -122,7 +122,10 @@ class Claimed:
 
 
 # One index scan per queue (a LATERAL per name keeps the claim index ordered, where
-# ``queue = ANY(...)`` would sort every pending row), then the oldest across queues.
+# ``queue = ANY(...)`` would sort every pending row), then the oldest across queues. The
+# worker sends it unprepared, so that it is planned with its LIMIT known: a prepared
+# statement's generic plan takes the LIMIT for a tenth of the backlog and, on a large one,
+# sorts every pending row of the queue instead of walking the index (tests/test_plans.py).
 _CLAIM = """
 UPDATE executions e
 SET status = 'running', worker_id = %s, claimed_at = now(), lease = e.lease + 1,
@@ -262,11 +265,15 @@ dead AS (
     + _LIVENESS_KEY.format(id="h.worker_id")
     + """)))
     RETURNING worker_id
+), gone AS (
+    SELECT worker_id FROM dead
+    UNION
+    SELECT worker_id FROM worker_heartbeats WHERE status <> 'active'
 ), orphaned AS (
+    -- an array of worker ids, so that the running index is searched for them, not read whole
     UPDATE executions e SET status = 'pending', worker_id = NULL, scheduled_at = now()
-    WHERE e.status = 'running' AND (SELECT ok FROM locked) AND (
-        e.worker_id IN (SELECT worker_id FROM dead)
-        OR e.worker_id IN (SELECT worker_id FROM worker_heartbeats WHERE status <> 'active'))
+    WHERE e.status = 'running' AND (SELECT ok FROM locked)
+      AND e.worker_id = ANY(ARRAY(SELECT worker_id FROM gone))
     RETURNING e.id, e.queue
 )
 SELECT (SELECT array_agg(worker_id) FROM dead),
@@ -356,11 +363,15 @@ CANCEL = """
 WITH RECURSIVE tree AS (
     SELECT id FROM executions WHERE id = %s
     UNION ALL
-    SELECT c.id FROM executions c JOIN tree t ON c.parent_id = t.id
+    -- each node's children looked up by parent id, never by reading the table: OFFSET 0
+    -- keeps the planner from turning the LATERAL back into a join it may hash
+    SELECT c.id FROM tree t,
+        LATERAL (SELECT id FROM executions WHERE parent_id = t.id OFFSET 0) c
 ), cancelled AS (
     UPDATE executions e SET status = 'cancelled', completed_at = now(),
         error = jsonb_build_object('type', 'Cancelled', 'message', 'cancelled by request')
-    WHERE e.id IN (SELECT id FROM tree) AND e.status NOT IN ('completed', 'failed', 'cancelled')
+    WHERE e.id = ANY(ARRAY(SELECT id FROM tree))
+      AND e.status NOT IN ('completed', 'failed', 'cancelled')
     RETURNING e.id, e.parent_id
 ), woken AS (
     UPDATE executions p SET status = 'pending', scheduled_at = now()

@@ -361,7 +361,9 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> list[Claimed]:
-        cursor = await conn.execute(self._claim_sql, (self.worker_id, self.queues, limit, limit))
+        params = (self.worker_id, self.queues, limit, limit)
+        # never prepared (store.CLAIM says why)
+        cursor = await conn.execute(self._claim_sql, params, prepare=False)
         return [Claimed(*row) for row in await cursor.fetchall()]
 
     async def _release_lost(self, conn: psycopg.AsyncConnection[Any]) -> None:
