@@ -1,12 +1,20 @@
 """End-to-end throughput of no-op tasks through one worker process, and claim latency.
 
     python -m bench.throughput [--tasks 20000] [--configs 50,100,200,200:100] [--rounds 3]
+                               [--tables fresh,analyzed,history,autovacuum]
 
 Uses ``RHYTHM_DATABASE_URL``'s server (a scratch database on it) or the embedded PostgreSQL.
 For each round: enqueue the tasks, start a worker in this process, time until all are
 completed. Claim latency is the round trip of each batch claim statement the worker makes;
 pickup latency is enqueue-to-claim and enqueue-to-completion (database clock) of single tasks
 sent one at a time to an idle worker.
+
+The tables rows run one worker (concurrency 100) on tables as production leaves them,
+alternating with the fresh table in each round: ``fresh``, truncated and never analyzed;
+``analyzed``, the backlog analyzed before the worker starts (what autovacuum does to a busy
+table); ``history``, 1,000,000 finished rows of another queue in the table, analyzed;
+``autovacuum``, autovacuum left on for the table during the run (every other row turns it
+off, so that a vacuum is not charged to one of them).
 """
 
 from __future__ import annotations
@@ -93,6 +101,53 @@ async def isolated_claims(url: str, batch: int, samples: int) -> list[float]:
     return worker.claim_seconds
 
 
+HISTORY_ROWS = 1_000_000
+
+
+def prepare_table(url: str, table: str, fn: Any, tasks: int) -> None:
+    """Empty the table, put it in the state ``table`` names, and enqueue ``tasks`` calls."""
+    truncate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if table == "history":
+            conn.execute(
+                "INSERT INTO executions (id, type, function_name, queue, args, kwargs, status,"
+                " trace_id, span_id, completed_at, result)"
+                " SELECT gen_random_uuid(), 'task', 'old.f', 'history', '[]', '{}',"
+                " 'completed', md5(g::text), substr(md5(g::text), 1, 16), now(), 'null'"
+                " FROM generate_series(1, %s) g",
+                (HISTORY_ROWS,),
+            )
+        if table == "autovacuum":
+            conn.execute("ALTER TABLE executions RESET (autovacuum_enabled)")
+    enqueue(fn, tasks)
+    if table in ("analyzed", "history"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE executions")
+
+
+def tables_rows(
+    url: str, tables: list[str], tasks: int, rounds: int
+) -> list[tuple[str, float, float, float]]:
+    """(table, async tasks/s, sync tasks/s, claim p99) per table state, medians of rounds that
+    run every state in turn."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    claims: dict[str, list[float]] = {table: [] for table in tables}
+    for round_no in range(1, rounds + 1):
+        for table in tables:
+            for kind, fn in (("async", noop_async), ("sync", noop_sync)):
+                prepare_table(url, table, fn, tasks)
+                elapsed, claim_seconds = asyncio.run(drain(url, fn.queue_name, tasks, 100))
+                rates.setdefault((table, kind), []).append(tasks / elapsed)
+                claims[table].extend(claim_seconds)
+                print(f"table {table} round {round_no} {kind:>5}: {tasks / elapsed:,.0f}/s",
+                      file=sys.stderr, flush=True)
+    return [
+        (table, median(rates[(table, "async")]), median(rates[(table, "sync")]),
+         percentile(claims[table], 0.99))
+        for table in tables
+    ]
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -105,7 +160,14 @@ def main(argv: list[str] | None = None) -> int:
                         "compare (claim batch default: the worker's own)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pickup-samples", type=int, default=200)
+    parser.add_argument("--tables", default="fresh,analyzed,history,autovacuum",
+                        help="table states to compare at concurrency 100 (fresh first; "
+                        "empty to skip)")
     args = parser.parse_args(argv)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    unknown = sorted(set(tables) - {"fresh", "analyzed", "history", "autovacuum"})
+    if unknown:
+        parser.error(f"unknown --tables {', '.join(unknown)}")
     configs = [
         (int(c), int(b) if b else None)
         for c, _, b in (item.partition(":") for item in args.configs.split(","))
@@ -142,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         client.reset()
         pickups = asyncio.run(pickup_latency(url, args.pickup_samples))
         client.reset()
+        states = tables_rows(url, tables, args.tasks, args.rounds) if tables else []
+        client.reset()
 
     print(f"\n{args.tasks} no-op tasks, one worker process, medians of {args.rounds} rounds\n")
     print("| concurrency | claim batch | async tasks/s | sync tasks/s | claim p50 under load "
@@ -160,6 +224,17 @@ def main(argv: list[str] | None = None) -> int:
           f"p50 {ms(percentile(claimed, 0.5))}, p99 {ms(percentile(claimed, 0.99))}; "
           f"enqueue to completed p50 {ms(percentile(completed, 0.5))}, "
           f"p99 {ms(percentile(completed, 0.99))}")
+    if states:
+        fresh = {table: (a, s) for table, a, s, _ in states}.get("fresh")
+        print(f"\n{args.tasks} no-op tasks, concurrency 100, by table state, medians of "
+              f"{args.rounds} alternating rounds\n")
+        print("| table | async tasks/s | sync tasks/s | ratio to fresh (async, sync) "
+              "| claim p99 under load |")
+        print("|---|---:|---:|---:|---:|")
+        for table, rate_async, rate_sync, p99 in states:
+            ratio = (f"{rate_async / fresh[0]:.2f}, {rate_sync / fresh[1]:.2f}"
+                     if fresh else "")
+            print(f"| {table} | {rate_async:,.0f} | {rate_sync:,.0f} | {ratio} | {ms(p99)} |")
     return 0
 
 
