@@ -186,14 +186,11 @@ def _trace(identifier: str) -> int:
 
 
 def _plugins() -> int:
-    from .observability.manager import KNOWN_PACKAGES, installed_providers
+    from .observability.manager import install_hint, installed_providers
 
     providers = installed_providers()
     if not providers:
-        print(
-            "no observability providers installed; for example: "
-            f"pip install '{KNOWN_PACKAGES['otel']}'"
-        )
+        print(f"no observability providers installed; for example: {install_hint('otel')}")
         return 0
     for ep in providers:
         dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ""

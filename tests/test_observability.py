@@ -346,20 +346,38 @@ def test_precedence_block_over_environment_over_defaults() -> None:
 def test_unknown_provider_fails_at_start_listing_installed_ones() -> None:
     from importlib.metadata import entry_points
 
-    from rhythm_core.observability.manager import KNOWN_PACKAGES
+    from rhythm_core.observability.manager import SHIPPED
 
     installed = sorted(e.name for e in entry_points(group="rhythm.observability"))
     # a provider the product ships but this environment lacks (tox's core env has none of
     # them), else a name nobody ships
-    missing = [name for name in KNOWN_PACKAGES if name not in installed]
+    missing = [name for name in SHIPPED if name not in installed]
     name = missing[0] if missing else "honeycomb"
     with pytest.raises(ConfigError) as raised:
         Worker("x", observability={"provider": name, "traces": {"enabled": True}})
     message = str(raised.value)
     assert f"unknown observability provider {name!r}" in message
-    assert f"installed providers: {', '.join(installed)}" in message
-    package = KNOWN_PACKAGES.get(name, "the package that provides 'honeycomb'")
-    assert f"pip install '{package}'" in message
+    assert f"installed providers: {', '.join(installed) or 'none'}" in message
+    if name in SHIPPED:  # from this checkout, the plugin's own directory, ready to paste
+        assert f"to install it: pip install ./plugins/{SHIPPED[name]}" in message
+        assert "'" not in message.split("to install it:")[1]
+    else:
+        assert "install the package that provides the 'honeycomb' provider" in message
+
+
+def test_a_misspelt_provider_gets_a_did_you_mean() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Worker("x", observability={"provider": "otle", "traces": {"enabled": True}})
+    assert "did you mean 'otel'?" in str(raised.value)
+
+
+def test_install_hint_outside_a_checkout_names_the_extra(monkeypatch, tmp_path) -> None:
+    from rhythm_core.observability import manager
+
+    # rhythm-core installed from an index: no plugins/ directory beside the package
+    monkeypatch.setattr(manager, "__file__", str(tmp_path / "rhythm_core" / "observability"
+                                                 / "manager.py"))
+    assert manager.install_hint("datadog") == 'pip install "rhythm-core[datadog]"'
 
 
 class _OldStyleWrapper:

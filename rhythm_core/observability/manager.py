@@ -9,6 +9,7 @@ metrics are on, and calls each hookimpl in isolation, so a plugin that raises is
 from __future__ import annotations
 
 import atexit
+import difflib
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableMapping
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -31,12 +33,8 @@ from .telemetry import COUNTER, MetricPoint, Span, SpanContext
 log = logging.getLogger("rhythm.observability")
 
 GROUP = "rhythm.observability"
-# Where the providers the project ships come from, for the "install it with" hint.
-KNOWN_PACKAGES = {
-    "otel": "rhythm-core[otel]",
-    "datadog": "rhythm-core[datadog]",
-    "xray": "rhythm-core[xray]",
-}
+# The providers the project ships: their distributions, and where they sit in a checkout.
+SHIPPED = {"otel": "rhythm-otel", "datadog": "rhythm-datadog", "xray": "rhythm-xray"}
 # The hook names, in the order the spec module defines them.
 HOOKS = tuple(
     name for name, value in vars(hookspecs).items() if hasattr(value, f"{hookspecs.PROJECT}_spec")
@@ -50,17 +48,38 @@ def installed_providers() -> list[EntryPoint]:
     return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
+def install_hint(name: str) -> str:
+    """The command that installs provider ``name`` where the user is: from this checkout's
+    ``plugins/`` when rhythm-core runs from one, else from the package index."""
+    dist = SHIPPED.get(name)
+    if dist is None:
+        return f"install the package that provides the {name!r} provider"
+    source = Path(__file__).resolve().parents[2] / "plugins" / dist
+    if (source / "pyproject.toml").is_file():
+        try:
+            shown = f"./{source.relative_to(Path.cwd())}"
+        except ValueError:
+            shown = str(source)
+        return f"pip install {shown}"
+    return f'pip install "rhythm-core[{name}]"'
+
+
 def load_provider(name: str) -> object:
     """Import one provider by name, or fail naming what is installed and what to install."""
-    found = [ep for ep in installed_providers() if ep.name == name]
+    installed = installed_providers()
+    found = [ep for ep in installed if ep.name == name]
     if not found:
-        names = ", ".join(ep.name for ep in installed_providers()) or "none"
-        package = KNOWN_PACKAGES.get(name, f"the package that provides {name!r}")
-        raise ConfigError(
+        names = [ep.name for ep in installed]
+        close = difflib.get_close_matches(name, [*names, *SHIPPED], n=1)
+        parts = [
             f"unknown observability provider {name!r} (observability.provider / "
-            f"RHYTHM_OBSERVABILITY_PROVIDER); installed providers: {names}; "
-            f"install it with: pip install '{package}'"
-        )
+            "RHYTHM_OBSERVABILITY_PROVIDER)"
+        ]
+        if close and close[0] != name:
+            parts.append(f"did you mean {close[0]!r}?")
+        parts.append(f"installed providers: {', '.join(names) or 'none'}")
+        parts.append(f"to install it: {install_hint(name)}")
+        raise ConfigError("; ".join(parts))
     try:
         return found[0].load()
     except Exception as exc:
