@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
-from .errors import ConfigError, NotInWorkflow
+from .errors import ConfigError, NotInWorkflow, SerializationError
 from .replay import current_workflow
 from .serialization import encode_call
 from .store import NewExecution, Step
@@ -49,6 +49,10 @@ class Function(Generic[P, R]):
         self.retry_backoff = number("retry_backoff", retry_backoff)
         self.retry_backoff_max = number("retry_backoff_max", retry_backoff_max)
         self.is_async = inspect.iscoroutinefunction(fn)
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # a builtin or a callable without one
+            self._signature = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         existing = REGISTRY.get(self.name)
@@ -74,7 +78,14 @@ class Function(Generic[P, R]):
         parent_id: str | None = None,
         step: Step | None = None,
     ) -> NewExecution:
-        """The row for a call (validated and encoded; raises before anything is written)."""
+        """The row for a call (validated and encoded; raises before anything is written):
+        arguments that do not fit the function's signature raise :class:`TypeError` here,
+        not after every retry of the execution."""
+        if self._signature is not None:
+            try:
+                self._signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{self.name}{self._signature}: {exc}") from None
         encoded_args, encoded_kwargs = encode_call(self.name, args, kwargs)
         return NewExecution(
             type=self.kind,
@@ -113,7 +124,12 @@ class Function(Generic[P, R]):
         """
         from .client import insert
 
-        rows = [self.new_execution(*_split_call(call)) for call in calls]
+        rows = []
+        for index, call in enumerate(calls):
+            try:
+                rows.append(self.new_execution(*_split_call(call)))
+            except (TypeError, SerializationError) as exc:
+                raise type(exc)(f"queue_many call {index}: {exc}") from None
         insert(rows)
         return [row.id for row in rows]
 

@@ -41,10 +41,40 @@ def _describe(what: str, value: Any, exc: Exception) -> SerializationError:
     )
 
 
+def _changed_by_json(value: Any) -> str | None:
+    """What in ``value`` JSON would hand back as something else, or None: a tuple comes back
+    a list, a dict key that is not a string comes back a string."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            return f"a tuple ({item!r:.60}); JSON gives back a list: pass a list"
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    return (
+                        f"a dict key {key!r:.60} of type {type(key).__name__}; JSON gives "
+                        "back a string: use string keys"
+                    )
+                stack.append(inner)
+    return None
+
+
 def encode_call(
     function_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[str, str]:
-    """Encode a call's arguments, or raise naming the argument that cannot be stored."""
+    """Encode a call's arguments, or raise naming the argument that cannot be stored, or that
+    would reach the function as something else than was passed."""
+    named = [(f"argument {i}", value) for i, value in enumerate(args)]
+    named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    for what, value in named:
+        changed = _changed_by_json(value)
+        if changed is not None:
+            raise SerializationError(
+                f"cannot pass {what} of {function_name} as it is: it holds {changed}"
+            )
     try:
         return _dumps(list(args)), _dumps(dict(kwargs))
     except _UNSERIALISABLE:

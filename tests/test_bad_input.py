@@ -27,7 +27,7 @@ def count(db) -> int:
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [
-        ((object(),), {}, "cannot serialise argument 0 of tests.apps.basic.add of type object"),
+        ((object(), 1), {}, "cannot serialise argument 0 of tests.apps.basic.add of type object"),
         ((1,), {"b": {1, 2}}, "keyword argument 'b'"),
         ((math.nan, 1), {}, "argument 0"),
         (("a\x00b", 1), {}, "NUL character"),
@@ -46,6 +46,40 @@ def test_unserialisable_arguments_fail_at_enqueue_and_write_nothing(
 def test_queue_many_writes_nothing_if_one_call_is_bad(db) -> None:
     with pytest.raises(SerializationError, match="argument 1"):
         basic.add.queue_many([(1, 2), (3, object())])
+    assert count(db) == 0
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: basic.add.queue(1), "missing a required argument: 'b'"),
+    (lambda: basic.add.queue(1, 2, 3), "too many positional arguments"),
+    (lambda: basic.greet.queue("ada", colour="red"), "unexpected keyword argument 'colour'"),
+])
+def test_arguments_that_do_not_fit_the_function_fail_at_enqueue(db, call, message) -> None:
+    with pytest.raises(TypeError) as raised:
+        call()
+    assert message in str(raised.value)
+    assert "tests.apps.basic." in str(raised.value)  # names the function and its signature
+    assert count(db) == 0
+
+
+def test_queue_many_names_the_call_that_does_not_fit(db) -> None:
+    with pytest.raises(TypeError, match=r"queue_many call 2: .*missing a required argument"):
+        basic.add.queue_many([(1, 2), (3, 4), (5,)])
+    assert count(db) == 0
+
+
+@pytest.mark.parametrize(("args", "kwargs", "named"), [
+    (((1, 2), 3), {}, "argument 0 of tests.apps.basic.add as it is: it holds a tuple"),
+    ((1, [3, (4,)]), {}, "argument 1 of tests.apps.basic.add as it is: it holds a tuple"),
+    ((1, {"a": {2: "b"}}), {}, "argument 1 of tests.apps.basic.add as it is: it holds a dict "
+                               "key 2 of type int"),
+    ((), {"a": 1, "b": {None: 1}}, "keyword argument 'b'"),
+])
+def test_values_json_would_change_are_refused_naming_the_argument(db, args, kwargs,
+                                                                   named) -> None:
+    with pytest.raises(SerializationError) as raised:
+        basic.add.queue(*args, **kwargs)
+    assert named in str(raised.value)
     assert count(db) == 0
 
 
