@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import logs
 from .errors import RhythmError
 
 
@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
         "reopened (default 30)",
     )
     worker.add_argument("--poll-interval", type=float, default=1.0)
+    worker.add_argument(
+        "--log-level",
+        help="DEBUG, INFO, WARNING or ERROR for rhythm's own lines (default RHYTHM_LOG_LEVEL, "
+        "else INFO); each failed attempt is a WARNING, a final failure an ERROR",
+    )
+    worker.add_argument(
+        "--log-format",
+        help="text, or json: one object a line with execution_id, trace_id and span_id "
+        "(default RHYTHM_LOG_FORMAT, else text)",
+    )
     worker.add_argument(
         "--claim-batch",
         type=int,
@@ -122,6 +132,9 @@ WORKERS = """
 SELECT worker_id, queues, concurrency, extract(epoch FROM now() - last_heartbeat)
 FROM worker_heartbeats WHERE status = 'active' ORDER BY worker_id
 """
+CHILDREN = """
+SELECT id::text, function_name, status FROM executions WHERE parent_id = %s ORDER BY step
+"""
 STATUSES = ("pending", "running", "suspended", "completed", "failed", "cancelled")
 
 
@@ -140,6 +153,11 @@ def _status(execution_id: str | None) -> int:
                 print(f"result: {execution.result!r}")
             elif execution.error:
                 print(f"error: {execution.error.get('type')}: {execution.error.get('message')}")
+                if execution.error.get("traceback"):
+                    print(str(execution.error["traceback"]).rstrip())
+            children = conn.execute(CHILDREN, (execution.id,)).fetchall()
+            for child_id, name, state in children:
+                print(f"child {child_id}  {name}  {state}")
             return 0
         counts: dict[str, dict[str, int]] = {}
         for queue, state, n in conn.execute(STATUS_COUNTS):
@@ -200,9 +218,8 @@ def _plugins() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("rhythm").setLevel(logging.INFO)
     try:
+        logs.configure(getattr(args, "log_level", None), getattr(args, "log_format", None))
         if args.command == "migrate":
             return _migrate()
         if args.command == "worker":

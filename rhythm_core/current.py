@@ -21,6 +21,7 @@ class CurrentExecution:
     attempt: int
     max_retries: int
     worker_id: str
+    trace_id: str | None = None  # the trace it runs in (``executions.trace_id``)
     # the instrumentation's record of this attempt (None with observability off), kept here
     # rather than in a context variable of its own: one set per execution, not two
     _record: AttemptRecord | None = field(default=None, repr=False, compare=False)

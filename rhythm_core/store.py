@@ -99,7 +99,7 @@ def step_literal(step: Step | None) -> str | None:
 @dataclass(slots=True)
 class Claimed:
     """An execution this worker holds, as returned by :data:`CLAIM` (or, by a worker with
-    tracing off, :data:`CLAIM_UNTRACED`: no trace fields but a workflow's trace id)."""
+    tracing off, :data:`CLAIM_UNTRACED`: the trace id only)."""
 
     id: str
     type: str
@@ -147,12 +147,9 @@ RETURNING e.id::text, e.type, e.function_name, e.queue, e.args::text, e.kwargs::
           (extract(epoch FROM e.created_at) * 1e9)::int8, e.replays
 """
 CLAIM = _CLAIM.format(trace_fields="e.trace_id, e.span_id, e.trace_context::text")
-# With tracing off (observability off, or metrics only) a worker reads no task's trace
-# fields, and of a workflow's only the trace id, which its children join: nothing is sent or
-# decoded that the worker will not use (bench.overhead, "off / instrumentation removed").
-CLAIM_UNTRACED = _CLAIM.format(
-    trace_fields="CASE WHEN e.type = 'workflow' THEN e.trace_id END, NULL, NULL"
-)
+# With tracing off (observability off, or metrics only) a worker reads only the trace id
+# (children of a workflow join it; log lines carry it), not the span id or the carrier.
+CLAIM_UNTRACED = _CLAIM.format(trace_fields="e.trace_id, NULL, NULL")
 
 # Outcome kinds a worker reports for a claimed execution.
 COMPLETED, FAILED, RETRY, RELEASE = "completed", "failed", "retry", "release"

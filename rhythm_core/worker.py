@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from . import store
+from . import store, variables
 from .connections import (
     DEFAULT_STATEMENT_TIMEOUT,
     MAX_BACKOFF,
@@ -112,6 +112,17 @@ def _encode_result(row: Claimed, result: Any) -> str:
         row.record.encode_end = time.time_ns()
         row.record.result_size = len(encoded)
     return encoded
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, however the message reads."""
+    shown = exc.original if isinstance(exc, AttemptAborted) else exc
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<the exception's message could not be read>"
+    text = f"{type(shown).__name__}: {message}" if message else type(shown).__name__
+    return storable_text(" ".join(text.split()))[:500]
 
 
 def error_document(exc: BaseException, attempt: int) -> str:
@@ -205,7 +216,8 @@ class Worker:
         self._claim_sql = store.CLAIM if self._obs.tracing else store.CLAIM_UNTRACED
         self._instruments = Instruments(self._obs, self.worker_id) if self._obs.enabled else None
         self._database_url = database_url
-        for module in modules:
+        self._modules = list(modules)
+        for module in self._modules:
             _import(module)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._throttled = Throttled(log)  # lines that may recur per execution
@@ -304,11 +316,13 @@ class Worker:
         with contextlib.suppress(TimeoutError):  # notifications sent from now on wake us
             await asyncio.wait_for(self._listening.wait(), 5.0)
         log.info(
-            "rhythm: worker %s claiming from %s (concurrency %d)",
+            "rhythm: worker %s claiming from %s (concurrency %d); %s",
             self.worker_id,
             ", ".join(self.queues),
             self.concurrency,
+            self._obs.describe(),
         )
+        self._warn_of_mistakes()
         if ready is not None:
             ready.set()
         try:
@@ -318,6 +332,28 @@ class Worker:
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+
+    def _warn_of_mistakes(self) -> None:
+        """Say at start what would otherwise leave work undone without a word: a misspelt
+        variable, functions of queues this worker does not claim from."""
+        for name, close in variables.unknown(declared=self._obs.declared_variables()):
+            hint = f"; did you mean {close}?" if close else ""
+            log.warning("rhythm: %s is not a variable rhythm reads (ignored)%s", name, hint)
+        missed: dict[str, list[str]] = {}
+        for fn in REGISTRY.values():
+            module = fn.fn.__module__
+            loaded = any(module == m or module.startswith(f"{m}.") for m in self._modules)
+            if loaded and fn.queue_name not in self.queues:
+                missed.setdefault(fn.queue_name, []).append(fn.name)
+        for queue, names in sorted(missed.items()):
+            log.warning(
+                "rhythm: %s from the loaded modules run on queue %r, which this worker does "
+                "not claim from; add -q %s (or Worker(queues=[..., %r])) to run them here",
+                ", ".join(sorted(names)[:3]) + (" and more" if len(names) > 3 else ""),
+                queue,
+                queue,
+                queue,
+            )
 
     def _on_signal(self) -> None:
         if self._stopping.is_set():
@@ -420,6 +456,7 @@ class Worker:
                     row.attempt,
                     row.max_retries,
                     self.worker_id,
+                    record.trace_id if record is not None and record.trace_id else row.trace_id,
                     record,
                 )
             )
@@ -538,13 +575,34 @@ class Worker:
             or isinstance(exc, _FINAL_ERRORS)
             or row.attempt > row.max_retries
         )
+        ids = {"execution_id": row.id, "trace_id": row.trace_id}
         if fn is None or final:
+            log.error(
+                "rhythm: %s %s failed for good on attempt %d of %d: %s",
+                row.function_name,
+                row.id,
+                row.attempt,
+                row.max_retries + 1,
+                _one_line(exc),
+                exc_info=exc,
+                extra=ids,
+            )
             self._reporter.add(row, store.FAILED, error=error)
             return
         # the exponent is capped: a row may carry any attempt, and 2.0 ** 1024 overflows
         doublings = min(row.attempt - 1, 64)
         delay = min(fn.retry_backoff * 2**doublings, fn.retry_backoff_max)
         delay *= 1 + random.random() * 0.1  # spread retries of a failed batch; never shorter
+        log.warning(
+            "rhythm: %s %s failed on attempt %d of %d: %s; retrying in %.1fs",
+            row.function_name,
+            row.id,
+            row.attempt,
+            row.max_retries + 1,
+            _one_line(exc),
+            delay,
+            extra=ids,
+        )
         self._reporter.add(row, store.RETRY, error=error, delay=delay)
         self._wake_at(delay)
 

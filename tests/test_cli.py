@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import rhythm_core
 from rhythm_core import tree
 from rhythm_core.ids import execution_id_of
+from rhythm_core.testing.failover import wait_until
 
 from .apps import basic
 from .conftest import ROOT
@@ -145,3 +148,66 @@ def test_trace_finds_roots_that_share_an_application_trace(observe, db) -> None:
     assert "executions_shared_trace" in plan and "executions_pkey" in plan
     assert f"trace {web.trace_id}: 2 execution(s)" in rhythm("trace", web.trace_id).stdout
     assert f"trace {rows[alone]}: 1 execution(s)" in rhythm("trace", rows[alone]).stdout
+
+
+def test_status_of_a_failure_shows_its_traceback_and_a_workflows_children(start_worker) -> None:
+    from .apps import workflows
+
+    start_worker(["basic", "wf", "wf-tasks"])
+    failed = basic.always_fails.queue()
+    with pytest.raises(rhythm_core.ExecutionFailed):
+        rhythm_core.wait(failed, timeout=15)
+    done = rhythm("status", failed)
+    assert "error: ValueError: boom" in done.stdout
+    assert "Traceback (most recent call last)" in done.stdout
+    assert "in always_fails" in done.stdout
+
+    parent = workflows.pipeline.queue(3)
+    rhythm_core.wait(parent, timeout=20)
+    shown = rhythm("status", parent).stdout
+    children = rhythm_core.get_execution(parent)
+    child_ids = [line.split()[1] for line in shown.splitlines() if line.startswith("child ")]
+    assert len(child_ids) >= 2 and children.id not in child_ids
+    assert all(rhythm_core.get_execution(c).parent_id == parent for c in child_ids)
+
+
+def test_a_worker_logs_each_failed_attempt_once(spawn_worker) -> None:
+    worker = spawn_worker("tests.apps.basic", "basic")
+    failed = basic.always_fails.queue()  # retries=1: two attempts
+    with pytest.raises(rhythm_core.ExecutionFailed):
+        rhythm_core.wait(failed, timeout=15)
+    wait_until(lambda: "failed for good" in worker.output(), message="no final failure line")
+    out = worker.output()
+    retry = [line for line in out.splitlines() if "failed on attempt" in line]
+    assert len(retry) == 1 and " WARNING " in retry[0] and failed in retry[0]
+    assert "tests.apps.basic.always_fails" in retry[0] and "attempt 1 of 2" in retry[0]
+    assert "ValueError: boom" in retry[0] and "retrying in" in retry[0]
+    final = [line for line in out.splitlines() if "failed for good" in line]
+    assert len(final) == 1 and " ERROR " in final[0] and "attempt 2 of 2" in final[0]
+    assert "Traceback (most recent call last)" in out.split(final[0], 1)[1]
+
+
+def test_the_start_up_line_and_the_mistakes_it_warns_of(spawn_worker) -> None:
+    worker = spawn_worker("tests.apps.basic", "not-basic",
+                          env={"RHYTHM_TRACING_ENABLE": "true", "RHYTHM_NONSENSE_XYZ": "1"})
+    wait_until(lambda: "add -q" in worker.output(), message="no queue hint")
+    out = worker.output()
+    assert "claiming from not-basic (concurrency" in out and "; observability off" in out
+    assert ("RHYTHM_TRACING_ENABLE is not a variable rhythm reads (ignored); did you mean "
+            "RHYTHM_TRACING_ENABLED?") in out
+    assert "RHYTHM_NONSENSE_XYZ is not a variable rhythm reads (ignored)\n" in out
+    # the loaded module's functions run on queues this worker does not claim from
+    for queue in ("basic", "bulk", "slow", "hold"):
+        assert f"which this worker does not claim from; add -q {queue} " in out, queue
+
+
+def test_the_start_up_line_says_what_observability_does(spawn_worker, tmp_path) -> None:
+    env = {"RHYTHM_TRACING_ENABLED": "true", "RHYTHM_TRACES_SAMPLE_RATE": "0.25",
+           "RHYTHM_OBSERVABILITY_PROVIDER": "jsonl",
+           "RHYTHM_TRACING_ENDPOINT": "http://user:hunter2@collector:4318/v1?token=abc",
+           "RHYTHM_JSONL_PATH": str(tmp_path / "t-{pid}.jsonl")}
+    worker = spawn_worker("tests.apps.basic", "basic", env=env)
+    out = worker.output()
+    assert ("observability via jsonl; traces on (sample rate 0.25, failed ones kept, to "
+            "http://user:***@collector:4318/v1?***); metrics off") in out
+    assert "hunter2" not in out and "token=abc" not in out

@@ -105,11 +105,21 @@ def test_a_row_whose_arguments_do_not_decode_fails_once(hostile_worker, db, args
     assert rhythm_core.wait(hostile.ok.queue(1), timeout=20) == 1
 
 
-def test_many_hostile_executions_log_a_bounded_number_of_lines(hostile_worker, db) -> None:
+def test_many_hostile_executions_log_one_line_each_and_little_else(spawn_worker, db) -> None:
+    """Each failure is one log record naming its execution and trace, however hostile its
+    message (NUL, ``SystemExit``); the engine adds a bounded number of lines of its own."""
+    worker = spawn_worker("tests.apps.hostile", "hostile",
+                          extra=["--shutdown-timeout", "2", "--log-format", "json"])
     ids = hostile.raise_async.queue_many([("system-exit",)] * 30 + [("nul-message",)] * 30)
     for execution_id in ids:
         final_error(execution_id)
-    assert json.loads(json.dumps(ids))  # all ended; now the log
-    stop_within(hostile_worker, 2)
-    lines = hostile_worker.output().splitlines()
-    assert len(lines) < 10, "\n".join(lines)
+    stop_within(worker, 2)
+    records = [json.loads(line) for line in worker.output().splitlines()]  # each line JSON
+    failures = [r for r in records if "failed for good" in r["message"]]
+    assert sorted(r["execution_id"] for r in failures) == sorted(ids)
+    assert all(r["level"] == "ERROR" and r["trace_id"] and "Traceback" in r["exception"]
+               for r in failures)
+    assert {r["message"].split(": ", 2)[-1].split(":")[0] for r in failures} == {
+        "SystemExit", "ValueError"}
+    others = [r for r in records if r not in failures]
+    assert len(others) < 10, "\n".join(r["message"] for r in others)

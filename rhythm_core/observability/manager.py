@@ -25,6 +25,7 @@ import pluggy
 
 from ..errors import ConfigError
 from ..ids import valid_ids
+from ..variables import masked_endpoint
 from . import hookspecs
 from .config import ObservabilityConfig, resolve
 from .context import carrier_problem
@@ -161,6 +162,39 @@ class Observability:
         function = impl.function
         return lambda *args: function(*(args[i] for i in picks))
 
+    def describe(self) -> str:
+        """What is on, for the worker's start-up line (endpoints with secrets masked)."""
+        if not self.enabled:
+            return "observability off"
+        config = self.config
+        names = [*config.providers]
+        names += [name for name, _ in self.manager.list_name_plugin() if name not in names]
+        parts = [f"observability via {', '.join(names)}"]
+        traces, metrics = config.traces, config.metrics
+        if self.tracing:
+            errors = ", failed ones kept" if traces.sample_errors else ""
+            parts.append(
+                f"traces on (sample rate {traces.sample_rate:g}{errors}"
+                f"{_endpoint(traces.endpoint)})"
+            )
+        else:
+            parts.append("traces off")
+        if self.metering:
+            parts.append(f"metrics on (every {metrics.interval:g}s{_endpoint(metrics.endpoint)})")
+        else:
+            parts.append("metrics off")
+        return "; ".join(parts)
+
+    def declared_variables(self) -> set[str]:
+        """``RHYTHM_*`` variables the plugins in use say they read (``environment_variables``)."""
+        if not self.enabled:
+            return set()
+        return {
+            name
+            for _, plugin in self.manager.list_name_plugin()
+            for name in getattr(plugin, "environment_variables", ())
+        }
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Observability:
@@ -296,6 +330,10 @@ class Observability:
                 )
             finally:
                 self._reporting_error = False
+
+
+def _endpoint(endpoint: str | None) -> str:
+    return f", to {masked_endpoint(endpoint)}" if endpoint else ""
 
 
 # Started instances, for the two process-wide hooks registered once (not once per instance):

@@ -19,6 +19,8 @@ from rhythm_core.observability import MetricPoint, ObservabilityConfig, Span, Sp
 
 class JsonLinesPlugin:
     name = "jsonl"
+    # the RHYTHM_* variables this plugin reads: the worker warns of any other it does not know
+    environment_variables = ("RHYTHM_JSONL_PATH",)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
