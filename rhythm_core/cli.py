@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--poll-interval", type=float, default=1.0)
     worker.add_argument(
+        "--retention",
+        help="how long finished executions are kept: 7d, 12h, 30m, 90s, or off (default "
+        "RHYTHM_RETENTION, else 7d); older ones are deleted in small batches",
+    )
+    worker.add_argument(
         "--log-level",
         help="DEBUG, INFO, WARNING or ERROR for rhythm's own lines (default RHYTHM_LOG_LEVEL, "
         "else INFO); each failed attempt is a WARNING, a final failure an ERROR",
@@ -77,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="most executions one claim takes (default min(concurrency, 50))",
     )
+    prune = commands.add_parser(
+        "prune", help="delete finished executions older than an age, with their trees"
+    )
+    prune.add_argument(
+        "--older-than",
+        help="an age: 7d, 12h, 30m, 90s (default RHYTHM_RETENTION, else 7d)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
     status = commands.add_parser("status", help="one execution's tree, or queue depths and workers")
     status.add_argument("id", nargs="?", help="execution id")
     commands.add_parser("demo", help="run a sample workflow in-process and show its tree")
@@ -116,12 +129,38 @@ def _worker(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         claim_batch=args.claim_batch,
         statement_timeout=args.statement_timeout,
+        retention=args.retention,
     )
     worker.run()
     if worker.lingering_threads:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)  # threads running hung sync functions would otherwise block exit
+    return 0
+
+
+def _prune(older_than: str | None, dry_run: bool) -> int:
+    from . import retention
+    from .database import connect, resolve_database_url
+    from .migrations import ensure_schema
+
+    age = (
+        retention.parse_age("--older-than", older_than)
+        if older_than
+        else retention.configured(None)
+    )
+    if age is None:
+        print("nothing to prune: retention is off (--older-than or RHYTHM_RETENTION)")
+        return 0
+    url, source = resolve_database_url()
+    ensure_schema(url, source)
+    with connect(url, source) as conn:
+        pruned = retention.prune_now(conn, age, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    print(
+        f"{verb} {pruned.rows} finished execution(s): {pruned.roots} root(s) finished more "
+        f"than {retention.describe(age)} ago, with their trees"
+    )
     return 0
 
 
@@ -224,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "worker":
             return _worker(args)
+        if args.command == "prune":
+            return _prune(args.older_than, args.dry_run)
         if args.command == "status":
             return _status(args.id)
         if args.command == "trace":

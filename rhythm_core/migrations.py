@@ -105,6 +105,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE status = 'running' AND worker_id IS NOT NULL;
         """,
     ),
+    (
+        5,
+        "finished roots by age, for retention",
+        # Retention deletes the oldest finished roots with their trees a batch at a time;
+        # without this index each batch would read the whole table to find them.
+        """
+        CREATE INDEX executions_finished_roots ON executions (completed_at)
+            WHERE parent_id IS NULL AND status IN ('completed', 'failed', 'cancelled');
+        """,
+    ),
 ]
 
 _done: set[str] = set()

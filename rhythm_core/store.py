@@ -316,6 +316,50 @@ GROUP BY queue, type, worker_id
 """
 GAUGE_WORKERS = "SELECT count(*) FROM worker_heartbeats WHERE status = 'active'"
 
+# Retention: finished roots (a task or workflow with no parent) older than %(older_than)s
+# seconds, oldest first, each with its whole tree once every execution in the tree is
+# finished. The roots come from their own index, the trees by parent id.
+_PRUNABLE = """
+roots AS (
+    SELECT id FROM executions
+    WHERE parent_id IS NULL AND status IN ('completed', 'failed', 'cancelled')
+      AND completed_at < now() - make_interval(secs => %(older_than)s) {when}
+    ORDER BY completed_at {limit}
+),
+tree AS (
+    SELECT id, id AS root, status FROM executions WHERE id = ANY(ARRAY(SELECT id FROM roots))
+    UNION ALL
+    SELECT c.id, t.root, c.status FROM tree t,
+        LATERAL (SELECT id, status FROM executions WHERE parent_id = t.id OFFSET 0) c
+),
+ready AS (
+    SELECT root FROM tree GROUP BY root
+    HAVING bool_and(status IN ('completed', 'failed', 'cancelled'))
+)
+"""
+# A batch of at most %(batch)s roots, by one worker at a time (a transaction-level advisory
+# lock): (roots looked at, roots removed, rows removed).
+PRUNE = (
+    "WITH RECURSIVE locked AS (SELECT pg_try_advisory_xact_lock(7301224979) AS ok),"
+    + _PRUNABLE.format(when="AND (SELECT ok FROM locked)", limit="LIMIT %(batch)s")
+    + """, removed AS (
+    DELETE FROM executions e
+    WHERE e.id = ANY(ARRAY(SELECT id FROM tree WHERE root IN (SELECT root FROM ready)))
+    RETURNING e.parent_id
+)
+SELECT (SELECT count(*) FROM roots), count(*) FILTER (WHERE parent_id IS NULL), count(*)
+FROM removed
+"""
+)
+# What PRUNE would remove now: (rows, roots).
+PRUNE_PREVIEW = (
+    "WITH RECURSIVE"
+    + _PRUNABLE.format(when="", limit="")
+    + """SELECT count(*), count(*) FILTER (WHERE id = root)
+FROM tree WHERE root IN (SELECT root FROM ready)
+"""
+)
+
 GET = """
 SELECT id::text, type, function_name, queue, status, args::text, kwargs::text, result::text,
        error::text, attempt,

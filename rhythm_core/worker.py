@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from . import store, variables
+from . import retention, store, variables
 from .connections import (
     DEFAULT_STATEMENT_TIMEOUT,
     MAX_BACKOFF,
@@ -54,6 +54,7 @@ from .observability.instruments import Instruments
 from .observability.manager import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
+from .retention import configured as retention_age
 from .serialization import encode, encode_result, storable_text
 from .store import Claimed
 from .validate import number
@@ -165,6 +166,9 @@ class Worker:
     :param statement_timeout: seconds any one statement of the engine may run; the server
         cancels it past that, and a connection that gives no answer for 5 s more is taken for
         dead (stalled or half-open) and reopened.
+    :param retention: how long finished executions are kept: an age (``"7d"``, ``"12h"``,
+        seconds) or ``"off"``; default ``RHYTHM_RETENTION``, else 7 days. One worker at a time
+        deletes older ones, a root with its whole tree, in small batches.
     :param claim_batch: most rows one claim takes (default ``min(concurrency, 50)``); larger
         batches raise throughput of tiny tasks and the latency of each claim (BENCHMARKS.md).
     """
@@ -183,6 +187,7 @@ class Worker:
         claim_batch: int | None = None,
         worker_id: str | None = None,
         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+        retention: str | float | None = None,
         observability: Mapping[str, Any] | Observability | None = None,
     ) -> None:
         self.queues = [queues] if isinstance(queues, str) else list(queues)
@@ -201,6 +206,7 @@ class Worker:
             )
         self.shutdown_timeout = number("Worker shutdown_timeout", shutdown_timeout)
         self.statement_timeout = number("Worker statement_timeout", statement_timeout, above=True)
+        self.retention = retention_age(retention)
         self.claim_batch = number(
             "Worker claim_batch",
             min(self.concurrency, 50) if claim_batch is None else claim_batch,
@@ -308,6 +314,8 @@ class Worker:
             loop.create_task(self._listen(url, source)),
             loop.create_task(self._maintain()),
         ]
+        if self.retention is not None:
+            background.append(loop.create_task(self._prune()))
         if instruments is not None and instruments.metering:
             gauges_read = gauges.collect(
                 instruments, self._maint_conn, self.worker_id, self._stopping
@@ -316,10 +324,13 @@ class Worker:
         with contextlib.suppress(TimeoutError):  # notifications sent from now on wake us
             await asyncio.wait_for(self._listening.wait(), 5.0)
         log.info(
-            "rhythm: worker %s claiming from %s (concurrency %d); %s",
+            "rhythm: worker %s claiming from %s (concurrency %d); finished executions %s; %s",
             self.worker_id,
             ", ".join(self.queues),
             self.concurrency,
+            f"kept {retention.describe(self.retention)}"
+            if self.retention is not None
+            else "kept forever",
             self._obs.describe(),
         )
         self._warn_of_mistakes()
@@ -750,6 +761,31 @@ class Worker:
 
         cursor = await self._maint_conn.run(check, attempts=3)
         return await cursor.fetchone()
+
+    async def _prune(self) -> None:
+        """Every retention.EVERY seconds, delete finished executions past the retention age
+        (one worker at a time: the others find the pruning lock taken)."""
+        assert self.retention is not None
+        while not self._stopping.is_set():
+            try:
+                pruned = await retention.prune(
+                    functools.partial(self._maint_conn.run, attempts=3),
+                    self.retention,
+                    stopping=self._stopping.is_set,
+                )
+                if pruned.rows:
+                    log.info(
+                        "rhythm: removed %d finished execution(s) (%d root(s) with their trees) "
+                        "older than %s",
+                        pruned.rows,
+                        pruned.roots,
+                        retention.describe(self.retention),
+                    )
+            except _LOST:
+                pass  # the connection logs the outage once, and its end
+            except psycopg.Error as exc:
+                log.warning("rhythm: pruning failed: %s", str(exc).strip().splitlines()[0])
+            await asyncio.sleep(retention.EVERY)  # cancelled at shutdown
 
     async def _timed(self, span_name: str, operation: str, work: Awaitable[T]) -> T:
         """Heartbeat work, timed and traced by the instruments when observability is on."""

@@ -59,6 +59,7 @@ STATEMENTS: list[tuple[str, str, Any]] = [
     ("detect dead", store.DETECT_DEAD, {"dead_after": 30.0, "me": "w", "trust_locks": True}),
     ("get", store.GET, (ONE,)),
     ("cancel", store.CANCEL, (ONE, ONE)),
+    ("prune", store.PRUNE, {"older_than": 3600.0, "batch": 500}),
 ]
 
 
