@@ -1,7 +1,7 @@
 """End-to-end throughput of no-op tasks through one worker process, and claim latency.
 
     python -m bench.throughput [--tasks 20000] [--configs 50,100,200,200:100] [--rounds 3]
-                               [--tables fresh,analyzed,history,autovacuum]
+                               [--tables fresh,analyzed,history,autovacuum,pruning]
 
 Uses ``RHYTHM_DATABASE_URL``'s server (a scratch database on it) or the embedded PostgreSQL.
 For each round: enqueue the tasks, start a worker in this process, time until all are
@@ -14,13 +14,17 @@ alternating with the fresh table in each round: ``fresh``, truncated and never a
 ``analyzed``, the backlog analyzed before the worker starts (what autovacuum does to a busy
 table); ``history``, 1,000,000 finished rows of another queue in the table, analyzed;
 ``autovacuum``, autovacuum left on for the table during the run (every other row turns it
-off, so that a vacuum is not charged to one of them).
+off, so that a vacuum is not charged to one of them); ``pruning``, 100,000 executions that
+finished 30 days ago, deleted by ``rhythm prune`` in a process of its own (as another
+worker's retention would) while the worker drains.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -102,6 +106,15 @@ async def isolated_claims(url: str, batch: int, samples: int) -> list[float]:
 
 
 HISTORY_ROWS = 1_000_000
+PRUNED_ROWS = 100_000
+TABLES = ("fresh", "analyzed", "history", "autovacuum", "pruning")
+FINISHED_ROWS = (
+    "INSERT INTO executions (id, type, function_name, queue, args, kwargs, status, trace_id,"
+    " span_id, completed_at, result)"
+    " SELECT gen_random_uuid(), 'task', 'old.f', 'history', '[]', '{}', 'completed',"
+    " md5(g::text), substr(md5(g::text), 1, 16), now() - make_interval(days => %s), 'null'"
+    " FROM generate_series(1, %s) g"
+)
 
 
 def prepare_table(url: str, table: str, fn: Any, tasks: int) -> None:
@@ -109,20 +122,32 @@ def prepare_table(url: str, table: str, fn: Any, tasks: int) -> None:
     truncate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         if table == "history":
-            conn.execute(
-                "INSERT INTO executions (id, type, function_name, queue, args, kwargs, status,"
-                " trace_id, span_id, completed_at, result)"
-                " SELECT gen_random_uuid(), 'task', 'old.f', 'history', '[]', '{}',"
-                " 'completed', md5(g::text), substr(md5(g::text), 1, 16), now(), 'null'"
-                " FROM generate_series(1, %s) g",
-                (HISTORY_ROWS,),
-            )
+            conn.execute(FINISHED_ROWS, (0, HISTORY_ROWS))
+        if table == "pruning":
+            conn.execute(FINISHED_ROWS, (30, PRUNED_ROWS))
         if table == "autovacuum":
             conn.execute("ALTER TABLE executions RESET (autovacuum_enabled)")
     enqueue(fn, tasks)
-    if table in ("analyzed", "history"):
+    if table in ("analyzed", "history", "pruning"):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ANALYZE executions")
+
+
+def start_pruning(url: str) -> subprocess.Popen[str]:
+    """``rhythm prune --older-than 7d`` on ``url`` in its own process, returned once it has
+    deleted its first batch (its start-up is not charged to the worker measured)."""
+    pruner = subprocess.Popen(
+        [sys.executable, "-m", "rhythm_core", "prune", "--older-than", "7d"],
+        env={**os.environ, "RHYTHM_DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT count(*) FROM executions WHERE queue = 'history'").fetchone()
+            if row is None or row[0] < PRUNED_ROWS or pruner.poll() is not None:
+                return pruner
+            time.sleep(0.01)
 
 
 def tables_rows(
@@ -136,7 +161,11 @@ def tables_rows(
         for table in tables:
             for kind, fn in (("async", noop_async), ("sync", noop_sync)):
                 prepare_table(url, table, fn, tasks)
+                pruner = start_pruning(url) if table == "pruning" else None
                 elapsed, claim_seconds = asyncio.run(drain(url, fn.queue_name, tasks, 100))
+                if pruner is not None:
+                    print(f"  rhythm prune: {pruner.communicate(timeout=300)[0].strip()}",
+                          file=sys.stderr)
                 rates.setdefault((table, kind), []).append(tasks / elapsed)
                 claims[table].extend(claim_seconds)
                 print(f"table {table} round {round_no} {kind:>5}: {tasks / elapsed:,.0f}/s",
@@ -160,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
                         "compare (claim batch default: the worker's own)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pickup-samples", type=int, default=200)
-    parser.add_argument("--tables", default="fresh,analyzed,history,autovacuum",
+    parser.add_argument("--tables", default=",".join(TABLES),
                         help="table states to compare at concurrency 100 (fresh first; "
                         "empty to skip)")
     args = parser.parse_args(argv)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
-    unknown = sorted(set(tables) - {"fresh", "analyzed", "history", "autovacuum"})
+    unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         parser.error(f"unknown --tables {', '.join(unknown)}")
     configs = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,10 @@ from .errors import ConfigError
 
 DEFAULT = 7 * 86400.0  # seconds: a week
 ENV = "RHYTHM_RETENTION"
-BATCH = 500  # roots a statement
+BATCH = 200  # roots a statement
 EVERY = 60.0  # seconds between a worker's pruning rounds
+FIRST_AFTER = 5.0  # seconds from a worker's start to its first round
+PAUSE = 0.05  # seconds between two batches
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 
@@ -64,7 +67,7 @@ def configured(given: object | None) -> float | None:
 def describe(seconds: float | None) -> str:
     if seconds is None:
         return "kept forever"
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
             return f"{seconds / _UNITS[unit]:g}{unit}"
     return f"{seconds:g}s"
@@ -84,7 +87,7 @@ async def prune(
     *,
     batch: int = BATCH,
     stopping: Callable[[], bool] = lambda: False,
-    pause: float = 0.05,
+    pause: float = PAUSE,
 ) -> Pruned:
     """Delete what is older than ``older_than`` seconds, a batch at a time, until a batch
     finds less than a full batch (or another worker holds the pruning lock, or ``stopping``).
@@ -118,3 +121,4 @@ def prune_now(conn: psycopg.Connection[Any], older_than: float, *, dry_run: bool
         total.rows += rows
         if looked < BATCH or not roots:
             return total
+        time.sleep(PAUSE)  # room for the workers' claims between batches

@@ -766,6 +766,7 @@ class Worker:
         """Every retention.EVERY seconds, delete finished executions past the retention age
         (one worker at a time: the others find the pruning lock taken)."""
         assert self.retention is not None
+        await asyncio.sleep(retention.FIRST_AFTER)  # not while the worker starts up
         while not self._stopping.is_set():
             try:
                 pruned = await retention.prune(
