@@ -340,7 +340,10 @@ ready AS (
 # A batch of at most %(batch)s roots, by one worker at a time (a transaction-level advisory
 # lock): (roots looked at, roots removed, rows removed).
 PRUNE = (
-    "WITH RECURSIVE locked AS (SELECT pg_try_advisory_xact_lock(7301224979) AS ok),"
+    # A batch's commit does not wait for its WAL to reach disk: rows lost to a crash are
+    # deleted again by the next batch, and claims and reports do not queue behind the flush.
+    "WITH RECURSIVE locked AS (SELECT pg_try_advisory_xact_lock(7301224979) AS ok,"
+    " set_config('synchronous_commit', 'off', true) AS deferred),"
     + _PRUNABLE.format(when="AND (SELECT ok FROM locked)", limit="LIMIT %(batch)s")
     + """, removed AS (
     DELETE FROM executions e
