@@ -80,6 +80,14 @@ class Pruned:
     roots: int = 0
     rows: int = 0
 
+    def add(self, batch: Any, size: int) -> bool:
+        """Count one PRUNE batch's (roots looked at, roots removed, rows removed); True when
+        another batch may find more (this one was full, and removed something)."""
+        looked, roots, rows = batch
+        self.roots += roots
+        self.rows += rows
+        return bool(looked >= size and roots)
+
 
 async def prune(
     run: Callable[[Any], Any],
@@ -96,11 +104,8 @@ async def prune(
     params = {"older_than": older_than, "batch": batch}
     while not stopping():
         cursor = await run(lambda conn: conn.execute(store.PRUNE, params))
-        looked, roots, rows = await cursor.fetchone()
-        total.roots += roots
-        total.rows += rows
-        if looked < batch or not roots:
-            return total
+        if not total.add(await cursor.fetchone(), batch):
+            break
         await asyncio.sleep(pause)  # room for claims between batches
     return total
 
@@ -113,12 +118,6 @@ def prune_now(conn: psycopg.Connection[Any], older_than: float, *, dry_run: bool
         return Pruned(roots=found[1], rows=found[0])
     total = Pruned()
     params = {"older_than": older_than, "batch": BATCH}
-    while True:
-        row = conn.execute(store.PRUNE, params).fetchone()
-        assert row is not None
-        looked, roots, rows = row
-        total.roots += roots
-        total.rows += rows
-        if looked < BATCH or not roots:
-            return total
+    while total.add(conn.execute(store.PRUNE, params).fetchone(), BATCH):
         time.sleep(PAUSE)  # room for the workers' claims between batches
+    return total

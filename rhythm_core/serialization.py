@@ -26,12 +26,20 @@ def _dumps(value: Any) -> str:
     text = _encoder.encode(value)
     if "\\u0000" in text and _NUL.search(text):
         raise ValueError("strings may not contain the NUL character (\\u0000)")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
+    if not valid_unicode(text):
+        raise ValueError("strings must be valid Unicode (no lone surrogates)")
     return text
+
+
+def valid_unicode(text: str) -> bool:
+    """``text`` holds no lone surrogate, which neither UTF-8 nor ``jsonb`` can carry."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(what: str, value: Any, exc: Exception) -> SerializationError:

@@ -115,32 +115,35 @@ def _encode_result(row: Claimed, result: Any) -> str:
     return encoded
 
 
-def _one_line(exc: BaseException) -> str:
-    """``Type: message`` on one line, however the message reads."""
+def _described(exc: BaseException) -> tuple[str, str]:
+    """(type name, message) of what user code raised, whatever it holds: the original of an
+    :class:`AttemptAborted`, and a message even when the exception's ``__str__`` raises."""
     shown = exc.original if isinstance(exc, AttemptAborted) else exc
     try:
         message = str(exc)
-    except Exception:
-        message = "<the exception's message could not be read>"
-    text = f"{type(shown).__name__}: {message}" if message else type(shown).__name__
+    except Exception as failure:  # a user's __str__ can raise too
+        message = f"<the exception's message could not be read: {failure!r:.200}>"
+    return type(shown).__name__, message
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for the log."""
+    kind, message = _described(exc)
+    text = f"{kind}: {message}" if message else kind
     return storable_text(" ".join(text.split()))[:500]
 
 
 def error_document(exc: BaseException, attempt: int) -> str:
     """The ``error`` column for a failed attempt. Never raises: whatever the exception holds
     (NUL, lone surrogates, a ``__str__`` that raises) is written so that jsonb stores it."""
-    shown = exc.original if isinstance(exc, AttemptAborted) else exc
-    try:
-        message = str(exc)
-    except Exception as failure:  # a user's __str__ can raise too
-        message = f"<the exception's message could not be read: {failure!r:.200}>"
+    kind, message = _described(exc)
     try:
         text = "".join(traceback.format_exception(exc))
     except Exception as failure:
         text = f"<the traceback could not be formatted: {failure!r:.200}>"
     return encode(
         {
-            "type": storable_text(type(shown).__name__),
+            "type": storable_text(kind),
             "message": storable_text(message),
             "attempt": attempt,
             "traceback": storable_text(text[-_TRACEBACK_LIMIT:]),

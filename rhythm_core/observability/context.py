@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ids import ZERO_SPAN, new_span_id, new_trace_id, valid_ids
+from ..serialization import valid_unicode
 from .telemetry import SpanContext
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -208,20 +209,12 @@ def carrier_problem(carrier: Mapping[Any, Any]) -> str | None:
         if not isinstance(key, str) or not isinstance(value, str):
             return f"carrier field {key!r:.60} is a {type(value).__name__}, not a string"
         text = key + value
-        if "\x00" in text or not (text.isascii() or _utf8(text)):
+        if "\x00" in text or not valid_unicode(text):
             return f"carrier field {key!r:.60} holds NUL or a lone surrogate"
         size += len(key) + len(value)
     if size > MAX_CARRIER_BYTES:
         return f"the carrier is larger than {MAX_CARRIER_BYTES} bytes"
     return None
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def read_carrier(carrier: Mapping[str, Any]) -> SpanContext:
