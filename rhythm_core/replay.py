@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,9 @@ class WorkflowRun:
         self.divergence: ReplayDivergence | None = None
         self.version = 0
         self.blocked = asyncio.Event()
+        # makes the pass's span current in the backends' own contexts, unsampled while
+        # replaying (given ``replaying``); None when no provider does that
+        self.activate: Callable[[bool], AbstractContextManager[None] | None] | None = None
 
     def next_in(self, scope: Step) -> Step:
         position = self._counters.get(scope, 0)
@@ -90,9 +94,13 @@ class WorkflowRun:
             return self._block(step)
         self._finished_left -= 1
         self.replaying = self._finished_left > 0
-        return self._recorded(record)
+        return self._recorded(record, caught_up=not self.replaying and self.activate is not None)
 
-    async def _recorded(self, record: ChildRecord) -> Any:
+    async def _recorded(self, record: ChildRecord, caught_up: bool = False) -> Any:
+        if caught_up:
+            # the last recorded step: let the task be resumed afresh, so that the code after
+            # it runs with the pass's span current instead of the replay's unsampled one
+            await asyncio.sleep(0)
         if record.status == "completed":
             return record.result
         raise ExecutionFailed(record.id, record.function_name, record.status, record.error)
@@ -118,6 +126,40 @@ class WorkflowRun:
         return sorted(step for step in self.history if len(step) == 1 and step[0] >= reached)
 
 
+class Activated(Coroutine[Any, Any, Any]):
+    """A workflow task's coroutine whose every resumption runs with the pass's span current
+    in the backends' own contexts: unsampled while the pass replays recorded steps (what the
+    application's instrumentation opens then was recorded by the pass that first ran that
+    code), the pass's own span once it has caught up. Deciding at each resumption, rather
+    than once per task, lets every branch of the workflow follow the replay as it ends."""
+
+    __slots__ = ("_coro", "_run")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], run: WorkflowRun) -> None:
+        self._coro = coro
+        self._run = run
+
+    def send(self, value: Any) -> Any:
+        return self._resume(self._coro.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._resume(self._coro.throw, *args)
+
+    def _resume(self, step: Callable[..., Any], *args: Any) -> Any:
+        assert self._run.activate is not None
+        active = self._run.activate(self._run.replaying)
+        if active is None:
+            return step(*args)
+        with active:
+            return step(*args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._coro.__await__()
+
+
 def _task_factory(previous: Any) -> Any:
     """Give each task created inside a workflow its own step scope, numbered in its creator's."""
 
@@ -130,6 +172,8 @@ def _task_factory(previous: Any) -> Any:
             context = contextvars.copy_context() if context is None else context.copy()
             context.run(_scope.set, run.next_in(context.get(_scope, ())))
             kwargs["context"] = context
+            if run.activate is not None:
+                coro = Activated(coro, run)
         if previous is None:
             return asyncio.Task(coro, loop=loop, **kwargs)
         return previous(loop, coro, **kwargs)
@@ -155,7 +199,9 @@ async def drive(run: WorkflowRun, coro: Coroutine[Any, Any, Any]) -> tuple[bool,
     context = contextvars.copy_context()
     context.run(_current.set, run)
     context.run(_scope.set, ())
-    task = asyncio.Task(coro, loop=loop, context=context)
+    task = asyncio.Task(
+        coro if run.activate is None else Activated(coro, run), loop=loop, context=context
+    )
     try:
         while not task.done():
             if not run.awaited_steps:

@@ -20,6 +20,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -50,6 +51,7 @@ from .ids import join_trace
 from .logs import Throttled
 from .migrations import ensure_schema
 from .observability import gauges
+from .observability.attempt import activation
 from .observability.instruments import Instruments
 from .observability.manager import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
@@ -88,6 +90,21 @@ def _import(module: str) -> None:
                 "from the directory that contains it, or install it"
             ) from None
         raise
+
+
+async def _within(active: AbstractContextManager[None], call: Awaitable[Any]) -> Any:
+    """Await an async function's coroutine with its attempt's span current in the backends'
+    contexts: entered and left in the execution's own asyncio task."""
+    with active:
+        return await call
+
+
+def _called_within(
+    active: AbstractContextManager[None], fn: Any, args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """Call a sync function, in its pool thread, with its attempt's span current."""
+    with active:
+        return fn(*args, **kwargs)
 
 
 def _decode_call(row: Claimed) -> tuple[list[Any], dict[str, Any]]:
@@ -549,13 +566,17 @@ class Worker:
     async def _run_task(
         self, fn: Function[Any, Any], row: Claimed, args: list[Any], kwargs: dict[str, Any]
     ) -> Any:
+        active = activation(self._obs, row.record)  # the attempt's span, current in backends
         if fn.is_async:
             call = fn.fn(*args, **kwargs)
+            if active is not None:
+                call = _within(active, call)
         else:
             assert self._loop is not None
             context = contextvars.copy_context()
             call = self._loop.run_in_executor(
-                self._threads, functools.partial(self._in_thread, context, fn.fn, args, kwargs)
+                self._threads,
+                functools.partial(self._in_thread, context, fn.fn, args, kwargs, active),
             )
         if row.timeout is None:
             return await call
@@ -571,12 +592,19 @@ class Worker:
             raise
 
     def _in_thread(
-        self, context: contextvars.Context, fn: Any, args: list[Any], kwargs: dict[str, Any]
+        self,
+        context: contextvars.Context,
+        fn: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        active: AbstractContextManager[None] | None,
     ) -> Any:
         with self._busy_lock:
             self._threads_busy += 1
         try:
-            return context.run(fn, *args, **kwargs)
+            if active is None:
+                return context.run(fn, *args, **kwargs)
+            return context.run(_called_within, active, fn, args, kwargs)
         finally:
             with self._busy_lock:
                 self._threads_busy -= 1
@@ -634,6 +662,8 @@ class Worker:
             raise _DatabaseLost from exc
         row.history_size = len(history)
         run = WorkflowRun(row.id, row.function_name, history)
+        if activation(self._obs, row.record) is not None:
+            run.activate = functools.partial(activation, self._obs, row.record)
         try:
             finished, result = await drive(run, fn.fn(*args, **kwargs))
         except Exception:

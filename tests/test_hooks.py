@@ -14,9 +14,9 @@ from rhythm_core.ids import valid_ids
 from rhythm_core.observability.catalogue import BY_NAME
 from rhythm_core.observability.context import format_traceparent
 from rhythm_core.observability.telemetry import Span, SpanContext
-from rhythm_core.testing import RecordingPlugin
+from rhythm_core.testing import RecordingPlugin, made_current
 
-from .apps import traced
+from .apps import traced, workflows
 
 
 def block(*plugins: Any, **traces: Any) -> dict[str, Any]:
@@ -190,3 +190,127 @@ def test_rhythm_span_end_carries_status_and_error(start_worker) -> None:
     assert invoke.end_ns is not None and invoke.end_ns >= invoke.start_ns
     (claim,) = recorder.named("db.claim_execution")
     assert claim.status == "ok"
+
+
+def _invoke_span(recorder: RecordingPlugin, execution_id: str) -> Span:
+    found = recorder.wait_for(lambda r: [s for s in r.named("function.invoke")
+                                         if s.attributes["rhythm.execution_id"] == execution_id])
+    (span,) = found
+    return span
+
+
+def test_rhythm_span_activate_makes_the_attempt_current_where_user_code_runs(
+    start_worker, db
+) -> None:
+    recorder = RecordingPlugin()
+    start_worker("traced", observability=block(recorder))
+    for function in (traced.sees_async, traced.sees_sync):
+        execution_id = function.queue()
+        seen = rhythm_core.wait(execution_id, timeout=10)
+        (trace_id,) = db.execute("SELECT trace_id FROM executions WHERE id = %s",
+                                 (execution_id,)).fetchone()
+        invoke = _invoke_span(recorder, execution_id)
+        assert seen["outer"] == [trace_id, invoke.span_id, True], function.name
+        # a custom span is current inside its block, and the attempt's again after it
+        assert seen["inner"] == [trace_id, seen["inner_span"], True], function.name
+        (inner,) = [s for s in recorder.named("sees.inner") if s.span_id == seen["inner_span"]]
+        assert inner.parent_span_id == invoke.span_id
+        assert seen["after"] == invoke.span_id, function.name
+    assert made_current() is None  # nothing leaks into the test's own context
+
+
+def test_rhythm_span_activate_unsampled_keeps_the_trace_id(start_worker, db) -> None:
+    recorder = RecordingPlugin()
+    start_worker("traced", observability=block(recorder, sample_rate=0, sample_errors=False))
+    for function in (traced.sees_async, traced.sees_sync):
+        execution_id = function.queue()
+        seen = rhythm_core.wait(execution_id, timeout=10)
+        (trace_id,) = db.execute("SELECT trace_id FROM executions WHERE id = %s",
+                                 (execution_id,)).fetchone()
+        trace, span_id, sampled = seen["outer"]
+        assert (trace, sampled) == (trace_id, False), function.name
+        assert valid_ids(trace_id=trace, span_id=span_id)
+        assert seen["inner"][0] == trace_id and seen["inner"][2] is False
+    assert recorder.named("function.invoke") == []
+
+
+def test_rhythm_span_activate_follows_workflow_replay(start_worker) -> None:
+    recorder = RecordingPlugin()
+    start_worker(["wf", "wf-tasks"], observability=block(recorder))
+    execution_id = workflows.observed.queue(2)
+    assert rhythm_core.wait(execution_id, timeout=20) == 12
+    passes = recorder.wait_for(lambda r: len([
+        s for s in r.named(f"workflow.{workflows.observed.name}")
+        if s.attributes["rhythm.execution_id"] == execution_id]) == 1 and [
+        s for s in r.named("workflow.replay")
+        if s.attributes["rhythm.execution_id"] == execution_id])
+    pass_ids = {s.span_id for s in passes}
+    seen = [(point, context) for eid, point, context in workflows.SEEN if eid == execution_id]
+    assert [point for point, _ in seen] == [
+        "start", "start", "after-first", "start", "after-first", "end"]
+    assert {context.span_id for _, context in seen} == pass_ids  # one pass each, three passes
+    # each point of the body is live (sampled, under its pass) exactly once: on the pass
+    # that first ran it; later passes replay it unsampled, so nothing it opens repeats
+    live = [point for point, context in seen if context.sampled]
+    assert live == ["start", "after-first", "end"]
+    trace_ids = {context.trace_id for _, context in seen}
+    assert trace_ids == {passes[0].trace_id}
+
+
+class RaisingManagers:
+    """Its context managers raise on the way in (odd calls) or out (even calls)."""
+
+    name = "raising-managers"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> Any:
+        self.calls += 1
+        fails_on_enter = self.calls % 2 == 1
+
+        class Manager:
+            def __enter__(self) -> None:
+                if fails_on_enter:
+                    raise RuntimeError("enter broke")
+
+            def __exit__(self, *exc: Any) -> bool:
+                raise RuntimeError("exit broke")
+
+        return Manager()
+
+
+def test_rhythm_span_activate_that_raises_fails_nothing(start_worker) -> None:
+    recorder, raising = RecordingPlugin(), RaisingManagers()
+    worker = start_worker("traced", observability=block(raising, recorder))
+    for function in (traced.sees_async, traced.sees_sync, traced.sees_async):
+        seen = rhythm_core.wait(function.queue(), timeout=10)
+        assert seen["outer"][2] is True  # the other plugin still made the attempt current
+    assert worker._obs.errors[("raising-managers", "rhythm_span_activate")] == raising.calls
+    assert raising.calls >= 6  # attempts and custom spans
+
+
+class SpansOnly:
+    """A plugin without rhythm_span_activate."""
+
+    name = "spans-only"
+
+    @hookimpl
+    def rhythm_span_end(self, span: Span) -> None:
+        pass
+
+
+def test_rhythm_span_activate_not_implemented_is_never_asked(start_worker, monkeypatch) -> None:
+    from rhythm_core.observability.manager import Observability
+
+    made: list[SpanContext] = []
+    original = Observability.activated
+    monkeypatch.setattr(Observability, "activated",
+                        lambda self, context: made.append(context) or original(self, context))
+    worker = start_worker(["traced", "wf", "wf-tasks"], observability=block(SpansOnly()))
+    assert worker._obs.tracing and not worker._obs.activating
+    seen = rhythm_core.wait(traced.sees_sync.queue(), timeout=10)
+    assert seen["outer"] is None
+    assert rhythm_core.wait(workflows.observed.queue(1), timeout=20) == 6
+    assert made == []

@@ -210,7 +210,8 @@ def test_off_calls_no_hook(start_worker, monkeypatch) -> None:
         return spied
 
     monkeypatch.setattr(pluggy.HookCaller, "__call__", spy_hook)
-    for name in ("_call", "extract", "emit_span", "span_start", "span_end", "metric", "inject"):
+    for name in ("_call", "extract", "emit_span", "span_start", "span_end", "metric", "inject",
+                 "activated"):
         monkeypatch.setattr(Observability, name, spy_dispatch(name))
     off = {"traces": {"enabled": False}, "metrics": {"enabled": False}}
     worker = start_worker(["traced", "wf", "wf-tasks"], observability=off)
@@ -261,6 +262,10 @@ class RaisingPlugin:
     @hookimpl
     def rhythm_observability_shutdown(self, timeout: float) -> None:
         raise RuntimeError("shutdown broke")
+
+    @hookimpl
+    def rhythm_span_activate(self, context: Any) -> None:
+        raise RuntimeError("activate broke")
 
 
 class TaggingPlugin:

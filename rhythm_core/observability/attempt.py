@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..current import _current
 from ..ids import new_span_id
 from .context import ClaimedContext
 from .telemetry import Span, SpanContext
+
+if TYPE_CHECKING:
+    from .manager import Activation, Observability
 
 
 @dataclass(slots=True)
@@ -110,3 +114,19 @@ def position_context(position: Position | AttemptRecord) -> SpanContext:
     if not position.span_id:  # an unsampled attempt's span id is made when first needed
         position.span_id = new_span_id()
     return SpanContext(position.trace_id, position.span_id, position.sampled)
+
+
+def activation(
+    observability: Observability, record: AttemptRecord | None, replaying: bool = False
+) -> Activation | None:
+    """What makes the attempt's span current in the backends' own contexts while its user
+    code runs (unsampled while a workflow replays recorded steps); None when no provider
+    does that, or the attempt is not traced."""
+    if not observability.activating or record is None or not record.traced:
+        return None
+    if not record.trace_id:
+        return None
+    context = position_context(record)
+    if replaying and context.sampled:
+        context = SpanContext(context.trace_id, context.span_id, False)
+    return observability.activated(context)

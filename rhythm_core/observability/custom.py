@@ -22,7 +22,7 @@ from ..ids import new_span_id, new_trace_id
 from ..replay import is_replaying
 from .attempt import Position, current, current_position
 from .manager import active
-from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span
+from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span, SpanContext
 
 
 class _Trace:
@@ -52,6 +52,11 @@ class _Trace:
         if live:
             obs.span_start(span)
         token = current.set(Position(span.trace_id, span.span_id, span.sampled, parent.buffer))
+        # the application's own spans opened in the block nest under this one
+        made_current = None
+        if obs.activating:
+            made_current = obs.activated(SpanContext(span.trace_id, span.span_id, span.sampled))
+            made_current.__enter__()
         try:
             yield span
         except BaseException as exc:
@@ -60,6 +65,8 @@ class _Trace:
         else:
             span.status = OK if span.status != "error" else span.status
         finally:
+            if made_current is not None:
+                made_current.__exit__(None, None, None)
             current.reset(token)
             span.end_ns = time.time_ns()
             if live:

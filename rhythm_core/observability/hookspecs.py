@@ -12,6 +12,7 @@ and counted in ``rhythm.observability.errors``; it never fails an execution.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 
 import pluggy
 
@@ -102,6 +103,34 @@ def rhythm_context_extract(carrier: Mapping[str, str]) -> SpanContext | None:
 
     :param carrier: the carrier as written by the plugins.
     :return: the parent context, or None.
+    """
+
+
+@hookspec
+def rhythm_span_activate(context: SpanContext) -> AbstractContextManager[object] | None:
+    """Make a core span the current span of the backend's own context, for a block of user
+    code, so that the application's instrumentation (HTTP clients, database drivers, spans it
+    opens itself) nests under it and propagates its trace downstream.
+
+    Fires just before user code runs under a core span: around each attempt of a task's
+    function (an async function inside the execution's own asyncio task; a sync one in the
+    pool thread, inside the execution's copied context), around each resumption of a
+    workflow pass's asyncio tasks, and around each ``rhythm_core.trace.span`` block. The core
+    enters the returned context manager at once and exits it when the block ends, in the same
+    thread and context; whatever the manager returns from ``__exit__`` is ignored (an
+    exception of user code is never swallowed). Not called at all when tracing is off.
+
+    A context manager rather than a pair of attach and detach hooks: a backend's enter and
+    exit must pair up in one thread and context, and each plugin keeps what its exit needs
+    (a context token, the entity it replaced) in its own object instead of the core routing
+    tokens back to the plugin that made them.
+
+    :param context: the span to make current: its ``trace_id`` and ``span_id`` are the
+        core's, as every backend records them. ``sampled`` is False for an unsampled
+        execution and while a workflow replays steps already recorded: make an unsampled
+        context with those ids, so that downstream calls carry the trace id with the
+        not-sampled flag and the application's spans are not recorded.
+    :return: a context manager, or None to leave the backend's context as it is.
     """
 
 

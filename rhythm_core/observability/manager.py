@@ -17,6 +17,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class Observability:
 
     def __init__(self, config: ObservabilityConfig) -> None:
         self.config = config
-        self.tracing = self.metering = self.enabled = False
+        self.tracing = self.metering = self.enabled = self.activating = False
         self.errors: Counter[tuple[str, str]] = Counter()
         self._last_logged: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
@@ -147,6 +148,9 @@ class Observability:
             (plugin, starts.get(plugin), ends.get(plugin)) for plugin in {**starts, **ends}
         ]
         self.tracing = config.traces.enabled and bool(self._span_pairs)
+        # decided once: when no provider makes spans current in its own context, the worker
+        # wraps nothing around user code
+        self.activating = self.tracing and bool(self._calls["rhythm_span_activate"])
         self.metering = config.metrics.enabled and bool(self._calls["rhythm_metric_emit"])
         self.enabled = self.tracing or self.metering
 
@@ -297,6 +301,11 @@ class Observability:
                 )
         return None
 
+    def activated(self, context: SpanContext) -> Activation:
+        """A context manager that makes the span ``context`` names current in each backend's
+        own context for a ``with`` block (``rhythm_span_activate``)."""
+        return Activation(self, context)
+
     def _failed(self, plugin: str, hook: str, exc: Exception) -> None:
         key = (plugin, hook)
         with self._lock:
@@ -330,6 +339,39 @@ class Observability:
                 )
             finally:
                 self._reporting_error = False
+
+
+class Activation:
+    """Enters what each plugin's ``rhythm_span_activate`` returned and exits it in reverse
+    order; a plugin that raises, on the way in or out, is counted and skipped, and user
+    code's exception always goes on."""
+
+    __slots__ = ("_context", "_entered", "_observability")
+
+    def __init__(self, observability: Observability, context: SpanContext) -> None:
+        self._observability = observability
+        self._context = context
+        self._entered: list[tuple[str, AbstractContextManager[object]]] = []
+
+    def __enter__(self) -> None:
+        observability, entered = self._observability, self._entered
+        for plugin, function in observability._calls["rhythm_span_activate"]:
+            try:
+                manager = function(self._context)
+                if manager is not None:
+                    manager.__enter__()
+                    entered.append((plugin, manager))
+            except Exception as exc:
+                observability._failed(plugin, "rhythm_span_activate", exc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        entered = self._entered
+        while entered:
+            plugin, manager = entered.pop()
+            try:
+                manager.__exit__(*exc_info)
+            except Exception as exc:
+                self._observability._failed(plugin, "rhythm_span_activate", exc)
 
 
 def _endpoint(endpoint: str | None) -> str:

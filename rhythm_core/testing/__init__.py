@@ -1,7 +1,8 @@
 """Tools for testing code that uses rhythm-core, and for testing observability plugins.
 
 - :class:`RecordingPlugin`: an observability plugin that keeps every span, metric point,
-  carrier and lifecycle call in memory.
+  carrier and lifecycle call in memory; :func:`made_current` is the span it made current
+  where user code runs (``rhythm_span_activate``).
 - :func:`from_block`, :func:`activate`, :func:`active`, :data:`DISABLED`: build an
   :class:`Observability` from a configuration block and make it (or none) the process's, as
   a worker or ``rhythm_core.configure`` would; :func:`resolve_config` resolves a block and
@@ -16,7 +17,7 @@
 from ..ids import new_span_id, new_trace_id
 from ..observability.config import resolve as resolve_config
 from ..observability.manager import DISABLED, Observability, activate, active, from_block
-from .recording import RecordingPlugin
+from .recording import RecordingPlugin, made_current
 
 __all__ = [
     "DISABLED",
@@ -25,6 +26,7 @@ __all__ = [
     "activate",
     "active",
     "from_block",
+    "made_current",
     "new_span_id",
     "new_trace_id",
     "resolve_config",

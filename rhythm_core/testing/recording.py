@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 from ..observability.config import ObservabilityConfig
 from ..observability.hookspecs import hookimpl
 from ..observability.telemetry import MetricPoint, Span, SpanContext
+
+
+# What a RecordingPlugin made current here (rhythm_span_activate), as a backend's own context
+# would hold it: user code reads it with made_current().
+_made_current: ContextVar[SpanContext | None] = ContextVar("rhythm_recording_current", default=None)
+
+
+def made_current() -> SpanContext | None:
+    """The span a :class:`RecordingPlugin` made current in this context, or None."""
+    return _made_current.get()
 
 
 class RecordingPlugin:
@@ -30,6 +42,7 @@ class RecordingPlugin:
         self.carriers: list[dict[str, str]] = []
         self.configured: list[ObservabilityConfig] = []
         self.shutdowns: list[float] = []
+        self.activations: list[SpanContext] = []
 
     @hookimpl
     def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
@@ -61,6 +74,11 @@ class RecordingPlugin:
     @hookimpl
     def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
         return None
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> contextlib.AbstractContextManager[None]:
+        self.activations.append(context)
+        return _current_while(context)
 
     @hookimpl
     def rhythm_observability_shutdown(self, timeout: float) -> None:
@@ -104,3 +122,12 @@ class RecordingPlugin:
             self.spans.clear()
             self.points.clear()
             self.carriers.clear()
+
+
+@contextlib.contextmanager
+def _current_while(context: SpanContext) -> Iterator[None]:
+    token = _made_current.set(context)
+    try:
+        yield
+    finally:
+        _made_current.reset(token)

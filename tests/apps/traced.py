@@ -70,3 +70,30 @@ def enqueues_then_fails() -> None:
 def enqueues(x: int) -> str:
     """Enqueues straight from the attempt, outside any span of its own."""
     return plain.queue(x)
+
+
+@task(queue="traced", retries=0)
+async def sees_async() -> dict[str, object]:
+    """What user code sees as current in the backends' contexts, in an async task."""
+    return _seen()
+
+
+@task(queue="traced", retries=0)
+def sees_sync() -> dict[str, object]:
+    """The same in a sync task (a pool thread)."""
+    return _seen()
+
+
+def _seen() -> dict[str, object]:
+    from rhythm_core.testing import made_current
+
+    outer = made_current()
+    with trace.span("sees.inner") as span:
+        inner = made_current()
+    after = made_current()
+    return {
+        "outer": None if outer is None else [outer.trace_id, outer.span_id, outer.sampled],
+        "inner": None if inner is None else [inner.trace_id, inner.span_id, inner.sampled],
+        "inner_span": None if span is None else span.span_id,
+        "after": None if after is None else after.span_id,
+    }

@@ -102,3 +102,27 @@ async def holding_workflow(marker: str) -> str:
     first = await double.run(5)
     held = await hold_until.run(marker)
     return f"{first} {held}"
+
+
+# (execution id, point in the body, what a backend holds as current there) for each pass
+SEEN: list[tuple[str, str, Any]] = []
+
+
+def _note(point: str) -> None:
+    from rhythm_core import current_execution
+    from rhythm_core.testing import made_current
+
+    execution = current_execution()
+    assert execution is not None
+    SEEN.append((execution.id, point, made_current()))
+
+
+@workflow(queue="wf")
+async def observed(x: int) -> int:
+    """Notes what the backends hold as current before, between and after two steps."""
+    _note("start")
+    first = await double.run(x)
+    _note("after-first")
+    second = await triple.run(first)
+    _note("end")
+    return second
