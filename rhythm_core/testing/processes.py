@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .scenario import QUEUE
@@ -53,18 +53,23 @@ class WorkerProcess:
 def spawner(
     database_url: str, logs: Path
 ) -> tuple[Callable[[Mapping[str, str]], WorkerProcess], Callable[[], None]]:
-    """``start(env)`` starts a scenario worker with ``env`` over this process's environment
-    and returns once it claims; ``stop_all()`` SIGKILLs those still running."""
+    """``start(env, modules, queues)`` starts a scenario worker with ``env`` over this
+    process's environment (importing ``modules`` too and serving ``queues`` too) and returns
+    once it claims; ``stop_all()`` SIGKILLs those still running."""
     started: list[WorkerProcess] = []
 
-    def start(env: Mapping[str, str]) -> WorkerProcess:
+    def start(
+        env: Mapping[str, str], modules: Sequence[str] = (), queues: Sequence[str] = ()
+    ) -> WorkerProcess:
         log = logs / f"worker-{len(started)}.log"
         environment = {**os.environ, "RHYTHM_DATABASE_URL": database_url, **env}
         args = [
             "-m",
             "rhythm_core.testing.scenario",
+            *(f"--module={module}" for module in modules),
             "-q",
             QUEUE,
+            *(f"--queue={queue}" for queue in queues),
             "--heartbeat-interval",
             "0.2",
             "--dead-after",

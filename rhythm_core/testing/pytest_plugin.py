@@ -10,7 +10,10 @@
 - ``rhythm_recorder``: a fresh :class:`~rhythm_core.testing.RecordingPlugin`.
 - ``rhythm_worker_process``: start ``rhythm worker`` processes running
   :mod:`rhythm_core.testing.scenario` with the environment you give (a provider and its
-  endpoint); those still running are SIGKILLed after the test.
+  endpoint), and any modules and queues you add; those still running are SIGKILLed after
+  the test.
+- ``rhythm_header_server``: a loopback HTTP server that keeps each request's headers (what
+  a downstream service sees of a propagated trace); stopped after the test.
 """
 
 from __future__ import annotations
@@ -105,3 +108,14 @@ def rhythm_worker_process(rhythm_db: Any, rhythm_database_url: str, tmp_path: An
     start, stop_all = spawner(rhythm_database_url, tmp_path)
     yield start
     stop_all()
+
+
+@pytest.fixture
+def rhythm_header_server() -> Iterator[Any]:
+    """A loopback HTTP server keeping each request's headers (:class:`.loopback.HeaderServer`),
+    stopped after the test."""
+    from .loopback import HeaderServer
+
+    server = HeaderServer()
+    yield server
+    server.stop()

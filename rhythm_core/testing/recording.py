@@ -13,7 +13,6 @@ from ..observability.config import ObservabilityConfig
 from ..observability.hookspecs import hookimpl
 from ..observability.telemetry import MetricPoint, Span, SpanContext
 
-
 # What a RecordingPlugin made current here (rhythm_span_activate), as a backend's own context
 # would hold it: user code reads it with made_current().
 _made_current: ContextVar[SpanContext | None] = ContextVar("rhythm_recording_current", default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -36,12 +37,11 @@ KINDS = {
     "consumer": SpanKind.CONSUMER,
 }
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def _remote(trace_id: str, span_id: str, sampled: bool = True) -> OtelContext:
-    return OtelContext(
-        int(trace_id, 16), int(span_id, 16), True, SAMPLED if sampled else TraceFlags(0)
-    )
+    return OtelContext(int(trace_id, 16), int(span_id, 16), True, SAMPLED if sampled else UNSAMPLED)
 
 
 class OtelPlugin(BackendPlugin[Pipeline]):
@@ -117,6 +117,17 @@ class OtelPlugin(BackendPlugin[Pipeline]):
             native.set_status(Status(StatusCode.OK))
         native.end(end_time=span.end_ns)
 
+    # -- the application's own instrumentation --------------------------------------------
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> AbstractContextManager[object] | None:
+        """The core span becomes OpenTelemetry's current span: spans of the application's SDK
+        provider (its instrumentations) become its children, and with no SDK provider its
+        propagators still send its trace id and sampled flag downstream."""
+        if self.pipeline is None:
+            return None
+        return _Current(context)
+
     # -- propagation -----------------------------------------------------------------------
 
     @hookimpl
@@ -149,3 +160,30 @@ class OtelPlugin(BackendPlugin[Pipeline]):
         pipeline = self.pipeline
         if pipeline is not None and pipeline.aggregates is not None:
             pipeline.aggregates.add(point)
+
+
+class _Current:
+    """Attaches a non-recording span with the core's ids to the OpenTelemetry context (local,
+    not remote: it is this process's span), and detaches it."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: SpanContext) -> None:
+        self._context = context
+
+    def __enter__(self) -> None:
+        core = self._context
+        state = TraceState.from_header([core.tracestate]) if core.tracestate else None
+        native = NonRecordingSpan(
+            OtelContext(
+                int(core.trace_id, 16),
+                int(core.span_id, 16),
+                False,
+                SAMPLED if core.sampled else UNSAMPLED,
+                state,
+            )
+        )
+        self._token = context_api.attach(trace_api.set_span_in_context(native))
+
+    def __exit__(self, *exc_info: object) -> None:
+        context_api.detach(self._token)

@@ -1,0 +1,69 @@
+"""User code that calls out through the application's own instrumentation, for a plugin's
+tests of ``rhythm_span_activate`` (worker processes serve :data:`QUEUE`).
+
+The application module a test's worker imports besides this one sets up its backend's
+instrumentation (an SDK provider and instrumentors, ``ddtrace.patch``, the X-Ray SDK's
+``patch``), sets :data:`open_span` to open a span of its own tracer, and may replace
+:data:`also` (by default a query through psycopg, which the backends instrument).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+from rhythm_core import task, workflow
+
+QUEUE = "rhythm-user-code"
+
+
+def query() -> None:
+    """One query through psycopg, on the worker's database."""
+    import psycopg
+
+    with psycopg.connect(os.environ["RHYTHM_DATABASE_URL"]) as conn:
+        conn.execute("SELECT 1").fetchall()
+
+
+# set by the application module: what it does besides the HTTP call, and its own spans
+also: Callable[[], object] = query
+open_span: Callable[[str], AbstractContextManager[object]] = nullcontext
+
+
+def _calls_out(url: str) -> int:
+    import requests
+
+    response = requests.get(url, timeout=10)
+    also()
+    return response.status_code
+
+
+@task(queue=QUEUE, retries=0)
+def calls_out(url: str) -> int:
+    """An HTTP GET of ``url`` and :data:`also`, from a sync function (a pool thread)."""
+    return _calls_out(url)
+
+
+@task(queue=QUEUE, retries=0)
+async def calls_out_async(url: str) -> int:
+    """The same from an async function, in the execution's own asyncio task."""
+    return _calls_out(url)
+
+
+@task(queue=QUEUE, retries=0)
+async def step(x: int) -> int:
+    return x + 1
+
+
+@workflow(queue=QUEUE)
+async def opens_around_a_step(x: int) -> int:
+    """Opens an application span before its one step and one after it: each must reach the
+    backend once, the first under the pass that first ran it, the second under the pass
+    after the step finished."""
+    with open_span("before-step"):
+        pass
+    result = await step.run(x)
+    with open_span("after-step"):
+        pass
+    return result
