@@ -416,7 +416,7 @@ def test_hook_names_are_the_spec_modules() -> None:
     from rhythm_core.observability import hookspecs
 
     specs = sorted(name for name in dir(hookspecs) if name.startswith("rhythm_"))
-    assert sorted(HOOKS) == specs and len(HOOKS) == 7
+    assert sorted(HOOKS) == specs and len(HOOKS) == 8
 
 
 def test_cli_worker_with_bad_observability_env_is_one_line() -> None:
