@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rhythm_core.observability import (
@@ -45,8 +46,10 @@ class _Backend:
             _point_ddtrace_at(settings.agent_url)
             from ddtrace.propagation.http import HTTPPropagator
             from ddtrace.trace import Context, tracer
+            from ddtrace.trace import Span as NativeSpan
 
             self.tracer, self.context, self.propagator = tracer, Context, HTTPPropagator
+            self.native_span = NativeSpan
         self.statsd: Any = None
         if config.metrics.enabled:
             from datadog.dogstatsd.base import DogStatsd
@@ -212,6 +215,18 @@ class DatadogPlugin(BackendPlugin[_Backend]):
         if backend is not None and backend.tracer is not None:
             backend.sender.put(span)
 
+    # -- the application's own instrumentation --------------------------------------------
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> AbstractContextManager[object] | None:
+        """A ddtrace span with the core's ids becomes the active one in ddtrace's context
+        provider: spans of ddtrace's integrations (``ddtrace.patch``) and of the application
+        become its children, and its propagation headers carry the trace."""
+        backend = self.backend
+        if backend is None or backend.tracer is None:
+            return None
+        return _Active(backend, context)
+
     # -- propagation -----------------------------------------------------------------------
 
     @hookimpl
@@ -269,3 +284,40 @@ class DatadogPlugin(BackendPlugin[_Backend]):
         done = backend.sender.flush(timeout)
         backend.send_now()
         return done
+
+
+class _Active:
+    """Activates a stand-in ddtrace span with the core's ids (sampling priority from the
+    core's decision), and puts back what was active before.
+
+    A span, not a bare ``Context``: ddtrace makes a finishing span's parent the active one
+    again, and a span whose parent is a ``Context`` has none, so the first child to finish
+    would leave the rest of the block with nothing active. The stand-in is made directly,
+    not through the tracer, so ddtrace neither sends it (the core sends the attempt's own
+    span) nor holds its children back waiting for it to finish."""
+
+    __slots__ = ("_backend", "_context", "_previous")
+
+    def __init__(self, backend: _Backend, context: SpanContext) -> None:
+        self._backend = backend
+        self._context = context
+
+    def __enter__(self) -> None:
+        backend, core = self._backend, self._context
+        trace_id, span_id = int(core.trace_id, 16), int(core.span_id, 16)
+        stand_in = backend.native_span(
+            "rhythm.current",
+            trace_id=trace_id,
+            span_id=span_id,
+            context=backend.context(
+                trace_id=trace_id,
+                span_id=span_id,
+                sampling_priority=AUTO_KEEP if core.sampled else AUTO_REJECT,
+            ),
+        )
+        provider = backend.tracer.context_provider
+        self._previous = provider.active()
+        provider.activate(stand_in)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._backend.tracer.context_provider.activate(self._previous)
