@@ -22,8 +22,15 @@ def query() -> None:
     """One query through psycopg, on the worker's database."""
     import psycopg
 
-    with psycopg.connect(os.environ["RHYTHM_DATABASE_URL"]) as conn:
-        conn.execute("SELECT 1").fetchall()
+    # through a cursor of the connection connect() returned: aws-xray-sdk wraps that object
+    # and traces its cursors, not the execute() shortcut nor what ``with`` hands back
+    conn = psycopg.connect(os.environ["RHYTHM_DATABASE_URL"])
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+    finally:
+        conn.close()
 
 
 # set by the application module: what it does besides the HTTP call, and its own spans

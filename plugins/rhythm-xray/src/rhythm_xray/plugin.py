@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rhythm_core.observability import (
@@ -35,6 +36,7 @@ class _Backend:
             from .emitter import DaemonEmitter
             from .segments import Documents
 
+            self.service = settings.service
             self.documents = Documents(settings.service, config.tags)
             self.emitter = DaemonEmitter(settings.daemon, self.documents)
             self.app_recorder: Any = xray_recorder  # the application's, read for propagation
@@ -105,6 +107,20 @@ class XRayPlugin(BackendPlugin[_Backend]):
         backend = self.backend
         if backend is not None and backend.flusher is not None:
             backend.queue.put(point)
+
+    # -- the application's own instrumentation --------------------------------------------
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> AbstractContextManager[object] | None:
+        """A segment standing for the core's span becomes the X-Ray recorder's current
+        entity: the SDK's patches (requests, botocore, psycopg...) and the application's
+        subsegments nest under it, and their ``X-Amzn-Trace-Id`` carries its trace."""
+        backend = self.backend
+        if backend is None or not backend.tracing:
+            return None
+        from .current import Current
+
+        return Current(backend.app_recorder, backend.service, context)
 
     # -- propagation -----------------------------------------------------------------------
 

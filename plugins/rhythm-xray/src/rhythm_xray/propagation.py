@@ -63,6 +63,8 @@ def current_entity(recorder: Any) -> Any:
     which logs an error (or raises, per ``AWS_XRAY_CONTEXT_MISSING``) whenever nothing is
     open: enqueueing outside a request is normal, not a missing context."""
     context = recorder.context
+    if type(context).__name__ == "VarContext":  # rhythm_xray.current's
+        return context.current()
     local = getattr(context, "_local", None)
     if local is not None and type(context).__name__ in ("Context", "AsyncContext"):
         entities = getattr(local, "entities", None)
