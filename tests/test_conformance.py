@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rhythm_core.testing import RecordingPlugin
+from rhythm_core.testing import RecordingPlugin, made_current
 from rhythm_core.testing.conformance import PluginConformance, ReceivedMetric, ReceivedSpan
 
 
@@ -32,3 +32,11 @@ class TestRecordingPluginConformance(PluginConformance):
     @pytest.fixture
     def conformance_reader(self, conformance_plugin: RecordingPlugin) -> Any:
         return RecorderReader(conformance_plugin)
+
+    @pytest.fixture
+    def conformance_current(self) -> Any:
+        def read() -> tuple[str, str, bool] | None:
+            found = made_current()
+            return None if found is None else (found.trace_id, found.span_id, found.sampled)
+
+        return read

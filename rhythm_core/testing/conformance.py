@@ -10,8 +10,11 @@ fixtures:
   :class:`ReceivedSpan` and :class:`ReceivedMetric`. Return what has arrived so far; the
   suite polls.
 
-Optionally ``conformance_options`` (extra observability block entries, e.g. ``options``) and
-the class attribute ``timestamp_tolerance_ns`` (for backends that keep microseconds).
+Optionally ``conformance_options`` (extra observability block entries, e.g. ``options``),
+the class attribute ``timestamp_tolerance_ns`` (for backends that keep microseconds), and,
+for a plugin that implements ``rhythm_span_activate``, ``conformance_current``: a function
+that returns what the backend's own context holds as current here, as ``(trace_id, span_id,
+sampled)`` in the core's hex, or None (the cases for that hook are skipped without it).
 
 Each test runs real executions through a worker against a real database (the fixtures of
 ``rhythm_core.testing.pytest_plugin``), with a :class:`RecordingPlugin` beside the plugin
@@ -82,6 +85,27 @@ async def conformance_workflow(x: int) -> int:
     return await conformance_ok.run(first)
 
 
+# set by the suite from the plugin author's ``conformance_current`` fixture: the tasks below
+# (run by an in-process worker) read the backend's current span with it
+_read_current: Callable[[], tuple[str, str, bool] | None] | None = None
+
+
+def _current_ids() -> list[Any] | None:
+    assert _read_current is not None
+    found = _read_current()
+    return None if found is None else list(found)
+
+
+@task(queue=QUEUE, retries=0, name="rhythm.conformance.current_sync")
+def conformance_current_sync() -> list[Any] | None:
+    return _current_ids()
+
+
+@task(queue=QUEUE, retries=0, name="rhythm.conformance.current_async")
+async def conformance_current_async() -> list[Any] | None:
+    return _current_ids()
+
+
 class _Raising:
     name = "conformance-raising"
 
@@ -116,6 +140,21 @@ class PluginConformance:
         return {}
 
     @pytest.fixture
+    def conformance_current(self) -> Callable[[], tuple[str, str, bool] | None] | None:
+        return None
+
+    @pytest.fixture
+    def current(
+        self, conformance_current: Callable[[], tuple[str, str, bool] | None] | None
+    ) -> Iterator[Callable[[], tuple[str, str, bool] | None]]:
+        global _read_current
+        if conformance_current is None:
+            pytest.skip("no conformance_current fixture: rhythm_span_activate is not checked")
+        _read_current = conformance_current
+        yield conformance_current
+        _read_current = None
+
+    @pytest.fixture
     def run(
         self,
         conformance_plugin: Any,
@@ -126,7 +165,7 @@ class PluginConformance:
         """Start a worker (and the enqueueing side) with the plugin under test and a recorder."""
         recorder = RecordingPlugin()
 
-        def start(*extra: Any) -> tuple[Any, RecordingPlugin]:
+        def start(*extra: Any, sample_rate: float = 1.0) -> tuple[Any, RecordingPlugin]:
             plugins = [recorder, *extra]
             block: dict[str, Any] = {
                 "traces": {"enabled": True, "sample_rate": 1.0},
@@ -134,6 +173,7 @@ class PluginConformance:
                 "plugins": plugins,
                 **conformance_options,
             }
+            block["traces"] = {**block["traces"], "sample_rate": sample_rate}
             if isinstance(conformance_plugin, str):
                 block["provider"] = conformance_plugin
             else:
@@ -275,3 +315,36 @@ class PluginConformance:
             lambda: conformance_reader.spans(trace_id), has_workflow_span, self.receive_timeout
         )
         assert has_workflow_span(received)
+
+    def test_span_activate_makes_the_attempt_current(
+        self, run: Any, current: Callable[[], Any], rhythm_db: Any
+    ) -> None:
+        worker, recorder = run()
+        for function in (conformance_current_sync, conformance_current_async):
+            execution_id = function.queue()
+            seen = rhythm_core.wait(execution_id, timeout=30)
+            invoke = recorder.wait_for(
+                lambda r, execution_id=execution_id: [
+                    s
+                    for s in r.named("function.invoke")
+                    if s.attributes.get("rhythm.execution_id") == execution_id
+                ]
+            )
+            assert invoke, "the attempt's span was not emitted"
+            expected = [self._trace_of(rhythm_db, execution_id), invoke[0].span_id, True]
+            assert seen == expected, f"{function.name}: the backend's current span"
+        found = current()
+        assert found is None or found[1] != expected[1], "the attempt's span stayed current"
+        failed = {hook for (_, hook), n in worker._obs.errors.items() if n}
+        assert "rhythm_span_activate" not in failed
+
+    def test_span_activate_unsampled_keeps_the_trace(
+        self, run: Any, current: Callable[[], Any], rhythm_db: Any
+    ) -> None:
+        run(sample_rate=0.0)
+        for function in (conformance_current_sync, conformance_current_async):
+            execution_id = function.queue()
+            seen = rhythm_core.wait(execution_id, timeout=30)
+            assert seen is not None, f"{function.name}: nothing current in an unsampled one"
+            trace_id, _, sampled = seen
+            assert (trace_id, sampled) == (self._trace_of(rhythm_db, execution_id), False)

@@ -63,6 +63,16 @@ class TestJsonLinesConformance(PluginConformance):
     def conformance_reader(self, telemetry_dir: Path) -> FileReader:
         return FileReader(telemetry_dir)
 
+    @pytest.fixture
+    def conformance_current(self) -> Any:
+        import rhythm_jsonl
+
+        def read() -> tuple[str, str, bool] | None:
+            found = rhythm_jsonl.current()
+            return None if found is None else (found.trace_id, found.span_id, found.sampled)
+
+        return read
+
 
 def test_selected_by_name_and_only_then_imported(tmp_path: Path) -> None:
     code = f"""
@@ -95,3 +105,38 @@ def test_spans_reach_the_file_by_name(rhythm_worker: Any, tmp_path: Path) -> Non
             break
         time.sleep(0.05)
     assert wanted in names
+
+
+@rhythm_core.task(queue=QUEUE, retries=0, name="rhythm_jsonl.tests.with_event")
+def with_event(order: int) -> int:
+    import rhythm_jsonl
+
+    rhythm_jsonl.event("order.checked", order=order)
+    return order
+
+
+def test_an_application_event_is_written_under_the_attempt(
+    rhythm_worker: Any, tmp_path: Path
+) -> None:
+    rhythm_worker(QUEUE, observability={
+        "provider": "jsonl", "traces": {"enabled": True, "sample_rate": 1.0},
+        "options": {"jsonl": {"path": str(tmp_path / "t-{pid}.jsonl")}}})
+    execution_id = with_event.queue(7)
+    assert rhythm_core.wait(execution_id, timeout=30) == 7
+    reader = FileReader(tmp_path)
+
+    def written() -> Any:
+        records = reader._records()
+        events = [r for r in records if r["type"] == "event"]
+        invokes = [r for r in records if r["type"] == "span" and r["name"] == "function.invoke"
+                   and r["attributes"].get("rhythm.execution_id") == execution_id]
+        return events and invokes and (events, invokes[0])
+
+    deadline = time.monotonic() + 10
+    while not (found := written()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, "the event or the attempt's span was not written"
+    (event,), invoke = found
+    assert event["name"] == "order.checked" and event["attributes"] == {"order": 7}
+    assert (event["trace_id"], event["parent_span_id"]) == (invoke["trace_id"],
+                                                           invoke["span_id"])

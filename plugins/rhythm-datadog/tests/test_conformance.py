@@ -45,3 +45,16 @@ class TestDatadogConformance(PluginConformance):
     @pytest.fixture
     def conformance_reader(self, agent: TestAgent, statsd: StatsdListener) -> AgentReader:
         return AgentReader(agent, statsd)
+
+    @pytest.fixture
+    def conformance_current(self) -> Any:
+        from ddtrace.trace import tracer
+
+        def read() -> tuple[str, str, bool] | None:
+            active = tracer.context_provider.active()
+            if active is None:
+                return None
+            priority = active.context.sampling_priority
+            return f"{active.trace_id:032x}", f"{active.span_id:016x}", (priority or 0) > 0
+
+        return read

@@ -43,3 +43,15 @@ class TestOtelConformance(PluginConformance):
     @pytest.fixture
     def conformance_reader(self, sink: OtlpSink) -> SinkReader:
         return SinkReader(sink)
+
+    @pytest.fixture
+    def conformance_current(self) -> Any:
+        from opentelemetry import trace
+
+        def read() -> tuple[str, str, bool] | None:
+            found = trace.get_current_span().get_span_context()
+            if not found.is_valid:
+                return None
+            return f"{found.trace_id:032x}", f"{found.span_id:016x}", found.trace_flags.sampled
+
+        return read

@@ -4,6 +4,10 @@ Select it with ``RHYTHM_OBSERVABILITY_PROVIDER=jsonl`` (or ``"provider": "jsonl"
 file is ``options["jsonl"]["path"]`` or ``RHYTHM_JSONL_PATH`` (``{pid}`` in it is replaced
 by the process id, so that each process writes its own file), default
 ``rhythm-telemetry-{pid}.jsonl``.
+
+While user code runs under one of rhythm's spans, that span is this plugin's current one
+(``rhythm_span_activate``): :func:`event` writes an application event line under it, as an
+application's own instrumentation nests under rhythm's spans in a real backend.
 """
 
 from __future__ import annotations
@@ -11,10 +15,39 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping, MutableMapping
+import time
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import IO, Any
 
 from rhythm_core.observability import MetricPoint, ObservabilityConfig, Span, SpanContext, hookimpl
+
+_current: ContextVar[SpanContext | None] = ContextVar("rhythm_jsonl_current", default=None)
+
+
+def current() -> SpanContext | None:
+    """The rhythm span that is current here (None outside user code run by rhythm)."""
+    return _current.get()
+
+
+@contextmanager
+def _current_while(context: SpanContext) -> Iterator[None]:
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def event(name: str, **attributes: Any) -> None:
+    """Write an application event under the current rhythm span (its trace and span ids)."""
+    found = _current.get()
+    if found is None or not found.sampled:
+        return  # nothing current, or an unsampled trace: recorded nowhere
+    plugin._write({"type": "event", "name": name, "trace_id": found.trace_id,
+                   "parent_span_id": found.span_id, "time_ns": time.time_ns(),
+                   "attributes": attributes})
 
 
 class JsonLinesPlugin:
@@ -72,6 +105,10 @@ class JsonLinesPlugin:
     @hookimpl
     def rhythm_context_extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
         return None
+
+    @hookimpl
+    def rhythm_span_activate(self, context: SpanContext) -> AbstractContextManager[None]:
+        return _current_while(context)
 
     @hookimpl
     def rhythm_observability_shutdown(self, timeout: float) -> None:
