@@ -12,8 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rhythm_core import task, workflow
+
+if TYPE_CHECKING:
+    from .loopback import HeaderServer
 
 QUEUE = "rhythm-user-code"
 
@@ -74,3 +79,36 @@ async def opens_around_a_step(x: int) -> int:
     with open_span("after-step"):
         pass
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class CalledOut:
+    """One execution of :func:`calls_out` or :func:`calls_out_async`, once it completed."""
+
+    function: str
+    execution_id: str
+    trace_id: str  # the row's
+    headers: dict[str, str]  # what its HTTP call sent to the loopback server
+
+
+def trace_of(db: Any, execution_id: str) -> str:
+    """The ``trace_id`` column of an execution's row."""
+    (trace_id,) = db.execute(
+        "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
+    ).fetchone()
+    return str(trace_id)
+
+
+def call_out(db: Any, server: HeaderServer, timeout: float = 30) -> list[CalledOut]:
+    """Run :func:`calls_out`, then :func:`calls_out_async`, each calling ``server``; each
+    must complete having made exactly one request."""
+    import rhythm_core
+
+    done = []
+    for function in (calls_out, calls_out_async):
+        sent = len(server.received)
+        execution_id = function.queue(server.url)
+        assert rhythm_core.wait(execution_id, timeout=timeout) == 200, function.name
+        (headers,) = server.received[sent:]
+        done.append(CalledOut(function.name, execution_id, trace_of(db, execution_id), headers))
+    return done

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import rhythm_core
-import rhythm_core.testing.failover
 from rhythm_core.testing import user_code
+from rhythm_core.testing.failover import wait_until
 from rhythm_core.testing.loopback import HeaderServer
 
 from .agent import TestAgent, trace_id_of
@@ -29,12 +29,6 @@ def start(agent: TestAgent, statsd: StatsdListener, spawn: Any, **extra: str) ->
     )
     spawn(env, modules=["datadog_app"], queues=[user_code.QUEUE])
 
-
-def trace_of(db: Any, execution_id: str) -> str:
-    (trace_id,) = db.execute(
-        "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
-    ).fetchone()
-    return str(trace_id)
 
 
 def in_trace(agent: TestAgent, trace_id: str) -> list[dict[str, Any]]:
@@ -56,29 +50,24 @@ def test_http_and_query_spans_are_children_of_the_attempt(
     rhythm_header_server: HeaderServer,
 ) -> None:
     start(agent, statsd, rhythm_worker_process)
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
+    for done in user_code.call_out(rhythm_db, rhythm_header_server):
 
-        def arrived(trace_id: str = trace_id, execution_id: str = execution_id) -> Any:
-            spans = in_trace(agent, trace_id)
-            invoke = of_execution(spans, "function.invoke", execution_id)
+        def arrived(done: user_code.CalledOut = done) -> Any:
+            spans = in_trace(agent, done.trace_id)
+            invoke = of_execution(spans, "function.invoke", done.execution_id)
             http = [s for s in spans if s["name"] == "requests.request"]
             query = [s for s in spans if s["name"] == "postgres.query"]
             return invoke and http and query and (invoke[0], http, query)
 
-        invoke, http, query = rhythm_core.testing.failover.wait_until(
-            arrived, f"{function.name}: spans missing")
-        assert [s["parent_id"] for s in http + query] == [invoke["span_id"]] * 2, function.name
+        invoke, http, query = wait_until(arrived, f"{done.function}: spans missing")
+        assert [s["parent_id"] for s in http + query] == [invoke["span_id"]] * 2, done.function
         assert all(kept(s) for s in http + query)
         # the server downstream was sent the execution's trace, under the client's span
-        (headers,) = rhythm_header_server.received[sent:]
-        assert headers["x-datadog-trace-id"] == str(int(trace_id[16:], 16))
+        headers = done.headers
+        assert headers["x-datadog-trace-id"] == str(int(done.trace_id[16:], 16))
         assert headers["x-datadog-parent-id"] == str(http[0]["span_id"])
         assert headers["x-datadog-sampling-priority"] == "1"
-        assert headers["traceparent"].split("-")[1] == trace_id
+        assert headers["traceparent"].split("-")[1] == done.trace_id
 
 
 def test_an_unsampled_execution_sends_its_trace_id_not_sampled(
@@ -87,21 +76,16 @@ def test_an_unsampled_execution_sends_its_trace_id_not_sampled(
 ) -> None:
     start(agent, statsd, rhythm_worker_process, RHYTHM_TRACES_SAMPLE_RATE="0",
           RHYTHM_TRACES_SAMPLE_ERRORS="false")
-    traces = []
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
-        traces.append(trace_id)
-        (headers,) = rhythm_header_server.received[sent:]
-        assert headers["x-datadog-trace-id"] == str(int(trace_id[16:], 16)), function.name
+    called = user_code.call_out(rhythm_db, rhythm_header_server)
+    for done in called:
+        headers = done.headers
+        assert headers["x-datadog-trace-id"] == str(int(done.trace_id[16:], 16)), done.function
         assert headers["x-datadog-sampling-priority"] == "0"
         _, sent_trace, _, flags = headers["traceparent"].split("-")
-        assert (sent_trace, flags) == (trace_id, "00")
+        assert (sent_trace, flags) == (done.trace_id, "00")
     time.sleep(1.5)  # past ddtrace's writer interval
     # what ddtrace sends of those traces carries the decision to drop them
-    assert not [s["name"] for t in traces for s in in_trace(agent, t) if kept(s)]
+    assert not [s["name"] for d in called for s in in_trace(agent, d.trace_id) if kept(s)]
 
 
 def test_workflow_body_spans_nest_under_their_pass_once(
@@ -110,14 +94,14 @@ def test_workflow_body_spans_nest_under_their_pass_once(
     start(agent, statsd, rhythm_worker_process)
     execution_id = user_code.opens_around_a_step.queue(1)
     assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = trace_of(rhythm_db, execution_id)
+    trace_id = user_code.trace_of(rhythm_db, execution_id)
 
     def arrived() -> Any:
         spans = in_trace(agent, trace_id)
         passes = of_execution(spans, "workflow.replay", execution_id)
         return len(passes) == 2 and any(s["name"] == "after-step" for s in spans)
 
-    rhythm_core.testing.failover.wait_until(arrived, "the passes and the application's spans")
+    wait_until(arrived, "the passes and the application's spans")
     time.sleep(1.5)  # anything repeated would have arrived by now
     spans = in_trace(agent, trace_id)
     first, second = sorted(of_execution(spans, "workflow.replay", execution_id),

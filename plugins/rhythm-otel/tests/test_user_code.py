@@ -31,13 +31,6 @@ def start(sink: OtlpSink, spawn: Any, **extra: str) -> None:
     spawn(env, modules=["otel_app"], queues=[user_code.QUEUE])
 
 
-def trace_of(db: Any, execution_id: str) -> str:
-    (trace_id,) = db.execute(
-        "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
-    ).fetchone()
-    return str(trace_id)
-
-
 def of_execution(spans: list[Any], name: str, execution_id: str) -> list[Any]:
     return [
         s for s in spans
@@ -50,24 +43,19 @@ def test_http_and_query_spans_are_children_of_the_attempt(
     rhythm_header_server: HeaderServer,
 ) -> None:
     start(sink, rhythm_worker_process)
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
+    for done in user_code.call_out(rhythm_db, rhythm_header_server):
 
-        def arrived(trace_id: str = trace_id, execution_id: str = execution_id) -> Any:
-            spans = sink.spans_of(trace_id)
-            invoke = of_execution(spans, "function.invoke", execution_id)
+        def arrived(done: user_code.CalledOut = done) -> Any:
+            spans = sink.spans_of(done.trace_id)
+            invoke = of_execution(spans, "function.invoke", done.execution_id)
             http = [s for s in spans if s.kind == CLIENT and s.name == "GET"]
             query = [s for s in spans if s.name.startswith("SELECT")]
             return invoke and http and query and (invoke[0], http, query)
 
-        invoke, http, query = sink.wait_for(arrived, message=f"{function.name}: spans missing")
-        assert [s.parent_span_id for s in http + query] == [invoke.span_id] * 2, function.name
+        invoke, http, query = sink.wait_for(arrived, message=f"{done.function}: spans missing")
+        assert [s.parent_span_id for s in http + query] == [invoke.span_id] * 2, done.function
         # the server downstream was sent the execution's trace, under the client's span
-        (headers,) = rhythm_header_server.received[sent:]
-        assert headers["traceparent"] == f"00-{trace_id}-{http[0].span_id.hex()}-01"
+        assert done.headers["traceparent"] == f"00-{done.trace_id}-{http[0].span_id.hex()}-01"
 
 
 def test_an_unsampled_execution_sends_its_trace_id_not_sampled(
@@ -76,21 +64,15 @@ def test_an_unsampled_execution_sends_its_trace_id_not_sampled(
 ) -> None:
     start(sink, rhythm_worker_process, RHYTHM_TRACES_SAMPLE_RATE="0",
           RHYTHM_TRACES_SAMPLE_ERRORS="false")
-    traces = []
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
-        traces.append(trace_id)
-        (headers,) = rhythm_header_server.received[sent:]
-        _, sent_trace, parent, flags = headers["traceparent"].split("-")
-        assert (sent_trace, flags) == (trace_id, "00"), function.name
+    called = user_code.call_out(rhythm_db, rhythm_header_server)
+    for done in called:
+        _, sent_trace, parent, flags = done.headers["traceparent"].split("-")
+        assert (sent_trace, flags) == (done.trace_id, "00"), done.function
         assert parent != "0" * 16
     # nothing of those traces is recorded, by rhythm or by the application (whose processor
     # exports as each span ends, before the task returns)
     time.sleep(1.0)
-    assert [s.name for t in traces for s in sink.spans_of(t)] == []
+    assert [s.name for done in called for s in sink.spans_of(done.trace_id)] == []
 
 
 def test_workflow_body_spans_nest_under_their_pass_once(
@@ -99,14 +81,14 @@ def test_workflow_body_spans_nest_under_their_pass_once(
     start(sink, rhythm_worker_process)
     execution_id = user_code.opens_around_a_step.queue(1)
     assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = trace_of(rhythm_db, execution_id)
+    trace_id = user_code.trace_of(rhythm_db, execution_id)
 
     def arrived() -> Any:
         spans = sink.spans_of(trace_id)
         passes = of_execution(spans, "workflow.replay", execution_id)
-        return len(passes) == 2 and any(s.name == "after-step" for s in spans) and spans
+        return len(passes) == 2 and any(s.name == "after-step" for s in spans)
 
-    spans = sink.wait_for(arrived, message="the passes and the application's spans")
+    sink.wait_for(arrived, message="the passes and the application's spans")
     time.sleep(0.5)  # anything repeated would have arrived by now
     spans = sink.spans_of(trace_id)
     first, second = sorted(of_execution(spans, "workflow.replay", execution_id),

@@ -30,12 +30,6 @@ def start(daemon: Daemon, emf: EmfListener, spawn: Any, **extra: str) -> None:
     spawn(env, modules=["xray_app"], queues=[user_code.QUEUE])
 
 
-def trace_of(db: Any, execution_id: str) -> str:
-    (trace_id,) = db.execute(
-        "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
-    ).fetchone()
-    return str(trace_id)
-
 
 def in_trace(moto: MotoServer, trace_id: str) -> list[dict[str, Any]]:
     return [e for document in moto.documents(trace_id) for e in entities(document)]
@@ -51,25 +45,20 @@ def test_http_and_query_subsegments_are_children_of_the_attempt(
     rhythm_db: Any, rhythm_header_server: HeaderServer,
 ) -> None:
     start(daemon, emf, rhythm_worker_process)
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
+    for done in user_code.call_out(rhythm_db, rhythm_header_server):
 
-        def arrived(trace_id: str = trace_id, execution_id: str = execution_id) -> Any:
-            found = in_trace(moto, trace_id)
-            invoke = of_execution(found, "function.invoke", execution_id)
+        def arrived(done: user_code.CalledOut = done) -> Any:
+            found = in_trace(moto, done.trace_id)
+            invoke = of_execution(found, "function.invoke", done.execution_id)
             http = [e for e in found if "http" in e and e.get("namespace") == "remote"]
             query = [e for e in found if "sql" in e and not e["name"].startswith("db.")]
             return invoke and http and query and (invoke[0], http, query)
 
-        invoke, http, query = wait_until(arrived, f"{function.name}: subsegments missing")
-        assert [e["parent_id"] for e in http + query] == [invoke["id"]] * 2, function.name
+        invoke, http, query = wait_until(arrived, f"{done.function}: subsegments missing")
+        assert [e["parent_id"] for e in http + query] == [invoke["id"]] * 2, done.function
         # the server downstream was sent the execution's trace, under the client subsegment
-        (headers,) = rhythm_header_server.received[sent:]
-        assert headers["x-amzn-trace-id"] == (
-            f"Root={xray_id(trace_id)};Parent={http[0]['id']};Sampled=1")
+        assert done.headers["x-amzn-trace-id"] == (
+            f"Root={xray_id(done.trace_id)};Parent={http[0]['id']};Sampled=1")
     assert not daemon.problems
 
 
@@ -79,19 +68,14 @@ def test_an_unsampled_execution_sends_its_trace_id_not_sampled(
 ) -> None:
     start(daemon, emf, rhythm_worker_process, RHYTHM_TRACES_SAMPLE_RATE="0",
           RHYTHM_TRACES_SAMPLE_ERRORS="false")
-    traces = []
-    for function in (user_code.calls_out, user_code.calls_out_async):
-        sent = len(rhythm_header_server.received)
-        execution_id = function.queue(rhythm_header_server.url)
-        assert rhythm_core.wait(execution_id, timeout=30) == 200
-        trace_id = trace_of(rhythm_db, execution_id)
-        traces.append(trace_id)
-        (headers,) = rhythm_header_server.received[sent:]
-        fields = dict(part.split("=", 1) for part in headers["x-amzn-trace-id"].split(";"))
-        assert (fields["Root"], fields["Sampled"]) == (xray_id(trace_id), "0"), function.name
+    called = user_code.call_out(rhythm_db, rhythm_header_server)
+    for done in called:
+        header = done.headers["x-amzn-trace-id"]
+        fields = dict(part.split("=", 1) for part in header.split(";"))
+        assert (fields["Root"], fields["Sampled"]) == (xray_id(done.trace_id), "0"), header
     time.sleep(1.0)
     wait_until(daemon.settled, "the daemon stand-in never settled")
-    assert [e["name"] for t in traces for e in in_trace(moto, t)] == []
+    assert [e["name"] for d in called for e in in_trace(moto, d.trace_id)] == []
 
 
 def test_workflow_body_subsegments_nest_under_their_pass_once(
@@ -101,7 +85,7 @@ def test_workflow_body_subsegments_nest_under_their_pass_once(
     start(daemon, emf, rhythm_worker_process)
     execution_id = user_code.opens_around_a_step.queue(1)
     assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = trace_of(rhythm_db, execution_id)
+    trace_id = user_code.trace_of(rhythm_db, execution_id)
 
     def arrived() -> Any:
         found = in_trace(moto, trace_id)
