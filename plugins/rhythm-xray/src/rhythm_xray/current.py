@@ -13,14 +13,16 @@ Two pieces:
 - :class:`Anchor`: a segment that stands for the core's span (its id, the X-Ray form of its
   trace id, its sampling decision). It is never sent, since the core sends the span itself:
   what closes under it is streamed out at once as independent subsegments naming it as
-  parent, as the SDK does under Lambda's facade segment.
+  parent, as the SDK does under Lambda's facade segment. Most executions never ask for
+  the current entity, so the anchor is made the first time something does (an SDK entity is
+  far costlier to build than the context variable is to set).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from aws_xray_sdk import global_sdk_config
@@ -62,9 +64,9 @@ class VarContext(Context):
         return False
 
     def get_trace_entity(self) -> Any:
-        entities = _entities.get()
-        if entities:
-            return entities[-1]
+        found = self.current()
+        if found is not None:
+            return found
         if not global_sdk_config.sdk_enabled():
             return DummySegment()
         return self.handle_context_missing()
@@ -79,7 +81,13 @@ class VarContext(Context):
     def current() -> Any:
         """The open entity, or None, without the context-missing handling."""
         entities = _entities.get()
-        return entities[-1] if entities else None
+        if not entities:
+            return None
+        found = entities[-1]
+        if found.__class__ is _Pending:
+            found = found.anchor()
+            _entities.set((*entities[:-1], found))
+        return found
 
 
 def keep_in_context_variables(recorder: Any) -> None:
@@ -118,34 +126,49 @@ class Anchor(Segment):
         return sys.maxsize  # past any streaming threshold: stream each subsegment that closes
 
 
+class _Pending:
+    """The core's span until something asks for the current entity."""
+
+    __slots__ = ("context", "service")
+
+    def __init__(self, service: str, context: SpanContext) -> None:
+        self.service = service
+        self.context = context
+
+    def anchor(self) -> Anchor:
+        core = self.context
+        return Anchor(
+            self.service,
+            entityid=core.span_id,
+            traceid=xray_trace_id(core.trace_id),
+            sampled=core.sampled,
+        )
+
+
 class Current:
     """Makes an :class:`Anchor` for the core's span the recorder's current entity, and puts
     back what was current before."""
 
-    __slots__ = ("_context", "_previous", "_recorder", "_service")
+    __slots__ = ("_context", "_recorder", "_service", "_token")
 
     def __init__(self, recorder: Any, service: str, context: SpanContext) -> None:
+        self._token: Token[tuple[Any, ...]] | None = None
         self._recorder = recorder
         self._service = service
         self._context = context
 
     def __enter__(self) -> None:
-        core, recorder = self._context, self._recorder
+        recorder = self._recorder
         keep_in_context_variables(recorder)
         context = recorder.context
-        self._previous = _entities.get() if type(context) is VarContext else None
-        context.set_trace_entity(
-            Anchor(
-                self._service,
-                entityid=core.span_id,
-                traceid=xray_trace_id(core.trace_id),
-                sampled=core.sampled,
-            )
-        )
+        pending = _Pending(self._service, self._context)
+        if type(context) is VarContext:
+            self._token = _entities.set((pending,))
+        else:
+            context.set_trace_entity(pending.anchor())
 
     def __exit__(self, *exc_info: object) -> None:
-        context = self._recorder.context
-        if self._previous is not None and type(context) is VarContext:
-            _entities.set(self._previous)
+        if self._token is not None:
+            _entities.reset(self._token)
         else:
-            context.clear_trace_entities()
+            self._recorder.context.clear_trace_entities()
