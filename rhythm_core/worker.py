@@ -68,6 +68,11 @@ _SUSPENDED = object()
 # Seconds past shutdown_timeout that a stop may take to write the last outcomes and the
 # stopped state before the process exits regardless.
 SHUTDOWN_GRACE = 5.0
+# Seconds the observability plugins are given to send what they hold at a stop when running
+# executions took all of shutdown_timeout (otherwise they get what is left of it).
+MIN_FLUSH = 1.0
+# Seconds of shutdown_timeout kept for the process to exit once the plugins are stopped.
+EXIT_RESERVE = 0.5
 
 
 class _DatabaseLost(Exception):
@@ -869,9 +874,12 @@ class Worker:
     # -- stopping --------------------------------------------------------------------------
 
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
-        """Stop within shutdown_timeout plus SHUTDOWN_GRACE, whatever the database does."""
+        """Stop within shutdown_timeout plus SHUTDOWN_GRACE, whatever the database does; the
+        observability plugins send what they hold within what is left of shutdown_timeout
+        (MIN_FLUSH at least), whatever their backends do."""
         self._stopping.set()
-        deadline = time.monotonic() + self.shutdown_timeout + SHUTDOWN_GRACE
+        began = time.monotonic()
+        deadline = began + self.shutdown_timeout + SHUTDOWN_GRACE
         running = list(self._inflight.values())
         if running:
             everything = asyncio.gather(*running, return_exceptions=True)
@@ -923,6 +931,8 @@ class Worker:
             await conn.close()  # bounded: a stalled peer is not waited for
         if self._instruments is not None:
             self._instruments.flush()  # the metric points gathered since the last flush
-        if self._owns_observability:  # flush: nothing lost on a stop
-            await asyncio.to_thread(self._obs.shutdown, max(self.shutdown_timeout, 5.0))
+        if self._owns_observability:  # flush: nothing lost on a stop, within the budget
+            left = began + self.shutdown_timeout - EXIT_RESERVE - time.monotonic()
+            budget = max(left, MIN_FLUSH)
+            await asyncio.to_thread(self._obs.shutdown, budget)
         log.info("rhythm: worker %s stopped", self.worker_id)

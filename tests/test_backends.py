@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rhythm_core import ObservabilityConfig, hookimpl, testing
 from rhythm_core.observability.backends import BackendPlugin
 from rhythm_core.observability.telemetry import MetricPoint
@@ -80,3 +82,44 @@ def test_a_forked_child_configures_its_own_backend() -> None:
     assert parent_backend.stopped == []  # the child's shutdown did not touch the parent's
     observability.shutdown(1.0)
     assert parent_backend.stopped == [1.0]
+
+
+class _Hanging:
+    """A plugin whose shutdown never returns in time (a backend that hangs)."""
+
+    name = "hanging"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    @hookimpl
+    def rhythm_span_end(self, span: Any) -> None:
+        pass
+
+    @hookimpl
+    def rhythm_observability_shutdown(self, timeout: float) -> None:
+        self.release.wait(60)
+
+
+def test_a_plugin_whose_shutdown_hangs_is_left_behind_on_time(caplog: Any) -> None:
+    import logging
+    import time
+
+    hanging, recorder = _Hanging(), testing.RecordingPlugin()
+    observability = testing.from_block({"plugins": [hanging, recorder],
+                                        "traces": {"enabled": True}})
+    caplog.set_level(logging.WARNING, logger="rhythm.observability")
+    began = time.monotonic()
+    try:
+        observability.shutdown(0.5)
+        took = time.monotonic() - began
+    finally:
+        hanging.release.set()
+    assert took < 1.0, took  # the budget and the slack, not the plugin's 60 s
+    # the other plugin was still asked, with what was left of the budget; the hanging one was
+    # left behind, with a warning
+    assert len(recorder.shutdowns) == 1 and recorder.shutdowns[0] <= 0.5
+    left_behind = [r for r in caplog.records if "did not finish shutting down" in r.getMessage()]
+    assert len(left_behind) == 1 and "hanging" in left_behind[0].getMessage()

@@ -43,6 +43,11 @@ HOOKS = tuple(
 )
 ERRORS_METRIC = "rhythm.observability.errors"
 _LOG_EVERY = 60.0
+# Seconds a plugin's shutdown may run past what it was given before it is left behind.
+_SHUTDOWN_SLACK = 0.2
+# Seconds a process that only enqueued gives its plugins at exit: it finished its work, so a
+# backend that is down must not hold it for long.
+EXIT_FLUSH = 3.0
 
 
 def installed_providers() -> list[EntryPoint]:
@@ -223,9 +228,40 @@ class Observability:
             self._call("rhythm_observability_configure", self.config)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        if self.enabled and not self._shut:
-            self._shut = True
-            self._call("rhythm_observability_shutdown", timeout)
+        """Have each plugin send what it holds and stop, within ``timeout`` seconds in all:
+        each is given what is left of it, and one that has not returned by then is left
+        behind in a daemon thread, with a warning, so that a backend that hangs cannot hold
+        the process past its deadline."""
+        if not self.enabled or self._shut:
+            return
+        self._shut = True
+        deadline = time.monotonic() + timeout
+        for plugin, function in self._calls["rhythm_observability_shutdown"]:
+            left = max(round(deadline - time.monotonic(), 3), 0.0)  # to the millisecond
+            done = threading.Event()
+            threading.Thread(
+                target=self._shut_down_one,
+                args=(plugin, function, left, done),
+                name=f"rhythm-shutdown-{plugin}",
+                daemon=True,
+            ).start()
+            if not done.wait(left + _SHUTDOWN_SLACK):
+                log.warning(
+                    "rhythm: observability plugin %s did not finish shutting down within "
+                    "%.1fs; what it still held is lost",
+                    plugin,
+                    timeout,
+                )
+
+    def _shut_down_one(
+        self, plugin: str, function: Callable[..., Any], timeout: float, done: threading.Event
+    ) -> None:
+        try:
+            function(timeout)
+        except Exception as exc:
+            self._failed(plugin, "rhythm_observability_shutdown", exc)
+        finally:
+            done.set()
 
     # -- guarded calls ---------------------------------------------------------------------
 
@@ -400,7 +436,7 @@ def _after_fork_all() -> None:
 
 def _shutdown_all() -> None:
     for observability in list(_live):
-        observability.shutdown()
+        observability.shutdown(EXIT_FLUSH)
 
 
 DISABLED = Observability(ObservabilityConfig())

@@ -1,19 +1,28 @@
 """The delivery checks every backend plugin shows, run the same way for all: nothing lost when
-a worker is stopped with SIGTERM the moment its work is done, and nothing held up when the
-backend is not there."""
+a worker is stopped with SIGTERM the moment its work is done, nothing held up when the
+backend is not there, and a stop (or a one-shot enqueueing script) that ends on time when
+the backend is down or hangs."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..observability.manager import EXIT_FLUSH as EXIT_FLUSH  # for plugins' tests
 from . import scenario
 from .failover import wait_until
 from .processes import WorkerProcess
 
-StartWorker = Callable[[Mapping[str, str]], WorkerProcess]
+StartWorker = Callable[..., WorkerProcess]
+# Seconds a process needs past its stop to exit (the interpreter's own teardown), allowed on
+# top of a worker's shutdown_timeout and of EXIT_FLUSH, the seconds a process that only
+# enqueued gives its plugins at exit.
+EXIT_SLACK = 1.0
 
 
 def completed(db: Any) -> int:
@@ -58,3 +67,50 @@ def run_without_backend(
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.output()  # and the stop is not held up either
     return worker
+
+
+def stop_with_backend_down(
+    start_worker: StartWorker,
+    env: Mapping[str, str],
+    db: Any,
+    shutdown_timeout: float = 3.0,
+    count: int = 200,
+) -> tuple[float, WorkerProcess]:
+    """With ``env`` pointing the plugin at a backend that is down (nothing listens, or a
+    listener that accepts and never answers), run ``count`` executions, SIGTERM the worker
+    and return the seconds it took to exit, which must be within ``shutdown_timeout``
+    whatever the backend does, and the worker, whose output says once what was not sent."""
+    worker = start_worker(env, options=["--shutdown-timeout", str(shutdown_timeout)])
+    scenario.noop.queue_many([()] * count)
+    wait_until(lambda: completed(db) >= count, "executions did not all complete", 60)
+    began = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(shutdown_timeout + 60) == 0, worker.output()
+    return time.monotonic() - began, worker
+
+
+ENQUEUE_ONLY = """
+import sys, time
+import rhythm_core
+from rhythm_core.testing import scenario
+rhythm_core.configure(sys.argv[1])
+scenario.noop.queue()
+print(time.time(), flush=True)
+"""
+
+
+def enqueue_then_exit(env: Mapping[str, str], database_url: str) -> tuple[float, str]:
+    """A one-shot script that enqueues one execution with the observability in ``env`` and
+    exits: returns the seconds from its enqueue being done to the process's exit (a backend
+    that is down must not hold it for more than a few seconds), and its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENQUEUE_ONLY, database_url],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    enqueued = float(done.stdout.split()[0])
+    return ended - enqueued, done.stderr

@@ -1,8 +1,10 @@
-"""A loopback HTTP server that keeps the headers of every request: what a downstream service
-would see of the trace an execution propagates."""
+"""Loopback servers for tests: an HTTP server that keeps the headers of every request (what a
+downstream service sees of the trace an execution propagates), and a listener that accepts
+and never answers (a backend that hangs)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,4 +43,46 @@ class HeaderServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(5)
+
+
+class BlackHole:
+    """A TCP listener on 127.0.0.1 (a free port) that accepts every connection and never
+    reads or answers: a backend that is up but hangs. ``address`` is ``host:port``,
+    ``url`` the same as ``http://``."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="rhythm-black-hole", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.getsockname()[:2]
+        return f"{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far."""
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def stop(self) -> None:
+        self._closed.set()
+        self._server.close()
+        for connection in self._held:
+            connection.close()
         self._thread.join(5)

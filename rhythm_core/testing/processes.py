@@ -53,13 +53,17 @@ class WorkerProcess:
 def spawner(
     database_url: str, logs: Path
 ) -> tuple[Callable[[Mapping[str, str]], WorkerProcess], Callable[[], None]]:
-    """``start(env, modules, queues)`` starts a scenario worker with ``env`` over this
-    process's environment (importing ``modules`` too and serving ``queues`` too) and returns
-    once it claims; ``stop_all()`` SIGKILLs those still running."""
+    """``start(env, modules, queues, options)`` starts a scenario worker with ``env`` over
+    this process's environment (importing ``modules`` too, serving ``queues`` too, with more
+    ``rhythm worker`` options) and returns once it claims; ``stop_all()`` SIGKILLs those
+    still running."""
     started: list[WorkerProcess] = []
 
     def start(
-        env: Mapping[str, str], modules: Sequence[str] = (), queues: Sequence[str] = ()
+        env: Mapping[str, str],
+        modules: Sequence[str] = (),
+        queues: Sequence[str] = (),
+        options: Sequence[str] = (),
     ) -> WorkerProcess:
         log = logs / f"worker-{len(started)}.log"
         environment = {**os.environ, "RHYTHM_DATABASE_URL": database_url, **env}
@@ -76,6 +80,7 @@ def spawner(
             "1",
             "--poll-interval",
             "0.2",
+            *options,
         ]
         with log.open("wb") as out:
             proc = subprocess.Popen(

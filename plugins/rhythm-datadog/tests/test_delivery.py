@@ -126,3 +126,45 @@ def test_a_busy_series_is_sampled_and_its_lines_say_by_how_much(statsd: StatsdLi
     quiet = [d for d in got if d.tag("queue") == "quiet"]
     assert sorted(v for d in quiet for v in d.values) == [0.5, 1.0]
     assert {d.rate for d in quiet} == {1.0}
+
+
+# An agent that accepts and never answers is not tested here: ddtrace 4's native writer holds
+# the interpreter's exit for about 20 s whatever the plugin does (docs/datadog.md).
+
+
+def test_stop_ends_within_the_shutdown_timeout_with_no_agent(
+    rhythm_worker_process: Any, rhythm_db: Any
+) -> None:
+    closed = free_port()  # nothing listens there, for traces or for DogStatsD
+    took, worker = delivery.stop_with_backend_down(
+        rhythm_worker_process, datadog_env(f"http://127.0.0.1:{closed}", closed), rhythm_db,
+        shutdown_timeout=3.0)
+    assert took <= 3.0 + delivery.EXIT_SLACK, f"{took:.1f}s after SIGTERM:\n{worker.output()}"
+
+
+def test_an_enqueue_only_process_exits_within_seconds_with_no_agent(
+    rhythm_database_url: str, rhythm_db: Any
+) -> None:
+    closed = free_port()
+    took, output = delivery.enqueue_then_exit(
+        datadog_env(f"http://127.0.0.1:{closed}", closed), rhythm_database_url)
+    within = delivery.EXIT_FLUSH + delivery.EXIT_SLACK
+    assert took <= within, f"{took:.1f}s after enqueueing:\n{output}"
+
+
+def test_dogstatsd_tags_are_not_repeated_when_dd_variables_name_them(
+    statsd: StatsdListener, rhythm_worker: Any, rhythm_db: Any, monkeypatch: Any
+) -> None:
+    # the DogStatsD client adds DD_SERVICE and DD_ENV itself: the plugin must not add them too
+    monkeypatch.setenv("DD_SERVICE", "billing")
+    monkeypatch.setenv("DD_ENV", "dev")
+    rhythm_worker(scenario.QUEUE, observability={
+        "provider": "datadog", "tags": {"env": "dev", "team": "payments"},
+        "metrics": {"enabled": True, "interval": 0.3, "endpoint": f"127.0.0.1:{statsd.port}"},
+    })
+    scenario.noop.queue_many([()] * 5)
+    statsd.wait_for(lambda got: any(d.name == "rhythm.executions.completed" for d in got))
+    for line in statsd.received():
+        assert len(line.tags) == len(set(line.tags)), line.tags
+        assert line.tag("service") == "billing" and line.tag("env") == "dev", line.tags
+        assert line.tag("team") == "payments"

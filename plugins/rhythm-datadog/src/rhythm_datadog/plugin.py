@@ -57,8 +57,7 @@ class _Backend:
             self.statsd = DogStatsd(
                 host=settings.statsd_host,
                 port=settings.statsd_port,
-                constant_tags=[f"service:{settings.service}"]
-                + [f"{k}:{v}" for k, v in self.tags.items()],
+                constant_tags=constant_tags(settings.service, self.tags),
                 disable_buffering=False,  # one datagram for many lines
                 disable_aggregation=False,  # counts and gauges summed between flushes
                 # distributions are not held in the client's reservoir, whose upkeep per
@@ -173,13 +172,46 @@ class _Backend:
         self.send_now()
         if self.statsd is not None:
             self.statsd.stop(timeout)
+        if self.sender.dropped:
+            # what ddtrace's writer drops (an agent that is down) it reports itself
+            log.warning(
+                "rhythm-datadog: %d span(s) or metric point(s) could not be delivered while "
+                "this process ran",
+                self.sender.dropped,
+            )
+
+
+# The DogStatsD client's own tags from the environment, which it adds to every metric.
+_STATSD_ENV_TAGS = {"DD_ENV": "env", "DD_SERVICE": "service", "DD_VERSION": "version"}
+# ddtrace machinery a worker does not use, off unless the user's own variable turns it on:
+# instrumentation telemetry and remote configuration each run a thread and post to the agent.
+QUIET_DEFAULTS = {
+    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+}
+
+
+def constant_tags(service: str, tags: Mapping[str, str]) -> list[str]:
+    """The service and the configured tags for every metric, less those the DogStatsD
+    client adds itself from ``DD_ENV``, ``DD_SERVICE``, ``DD_VERSION`` and ``DATADOG_TAGS``
+    (they would reach Datadog twice)."""
+    from_env = {tag for tag in os.environ.get("DATADOG_TAGS", "").split(",") if tag}
+    from_env |= {
+        f"{name}:{os.environ[var]}" for var, name in _STATSD_ENV_TAGS.items() if os.environ.get(var)
+    }
+    ours = [f"service:{service}", *(f"{k}:{v}" for k, v in tags.items())]
+    return [tag for tag in ours if tag not in from_env]
 
 
 def _point_ddtrace_at(agent_url: str | None) -> None:
     """ddtrace reads its agent address from ``DD_TRACE_AGENT_URL`` when it is first imported,
     and its tracer (one per process) cannot be re-pointed afterwards through any public API
     (the private ``Tracer._agent_url`` setter does not reach ddtrace 4's native writer): pass
-    ours before the first import, and say so when it comes too late."""
+    ours before the first import, and say so when it comes too late. :data:`QUIET_DEFAULTS`
+    go in the same way, where the user has not set them."""
+    if "ddtrace" not in sys.modules:
+        for variable, value in QUIET_DEFAULTS.items():
+            os.environ.setdefault(variable, value)
     if not agent_url:
         return
     if "ddtrace" not in sys.modules:

@@ -196,13 +196,17 @@ class MergingExporter(MetricExporter):
     def __init__(self, inner: MetricExporter, aggregates: Aggregates, resource: Resource):
         super().__init__(*preferences(inner))
         self.inner, self.aggregates, self.resource = inner, aggregates, resource
+        self.failed = 0  # exports the backend did not take (counted for the line at exit)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
         merged = self.aggregates.merge(metrics_data, self.resource)
         assert merged is not None
-        return self.inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        result = self.inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        if result is not MetricExportResult.SUCCESS:
+            self.failed += 1
+        return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self.inner.force_flush(timeout_millis)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -81,9 +83,9 @@ def span_shipper(config: ObservabilityConfig, settings: OtelSettings) -> SpanShi
     )
 
 
-def metric_reader(
-    settings: OtelSettings, interval: float, aggregates: Aggregates, resource: Resource
-) -> MetricReader:
+def metric_exporter(
+    settings: OtelSettings, aggregates: Aggregates, resource: Resource
+) -> MergingExporter:
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -94,9 +96,7 @@ def metric_reader(
         )
 
         exporter = HttpMetricExporter(endpoint=_http_path(settings.metrics_endpoint, "/v1/metrics"))
-    return PeriodicExportingMetricReader(
-        MergingExporter(exporter, aggregates, resource), export_interval_millis=interval * 1000
-    )
+    return MergingExporter(exporter, aggregates, resource)
 
 
 class Pipeline:
@@ -110,6 +110,7 @@ class Pipeline:
         self.tracer: Tracer | None = None
         self.meter_provider: MeterProvider | None = None
         self.aggregates: Aggregates | None = None
+        self.exporter: MergingExporter | None = None  # OTLP metrics, when they are pushed
         self.prometheus: Any = None
         if config.traces.enabled:
             self._tracing(config)
@@ -137,13 +138,22 @@ class Pipeline:
         aggregates = Aggregates(InstrumentationScope(SCOPE), DURATION_BUCKETS)
         readers: list[MetricReader] = []
         if settings.metrics_endpoint is not None or settings.prometheus_port is None:
-            readers.append(metric_reader(settings, config.metrics.interval, aggregates, where))
+            self.exporter = metric_exporter(settings, aggregates, where)
+            readers.append(
+                PeriodicExportingMetricReader(
+                    self.exporter, export_interval_millis=config.metrics.interval * 1000
+                )
+            )
         if settings.prometheus_port is not None:
             from .prometheus import serve
 
             readers.append(merging_prometheus_reader(aggregates.merge, where))
             self.prometheus = serve(settings.prometheus_port, settings.prometheus_host)
-        self.meter_provider = MeterProvider(resource=where, metric_readers=readers)
+        # shut down by this plugin within the worker's budget, not by the SDK's own exit hook,
+        # which would wait out the exporter's timeout when the backend is down
+        self.meter_provider = MeterProvider(
+            resource=where, metric_readers=readers, shutdown_on_exit=False
+        )
         self.aggregates = aggregates
         # the SDK's readers export only when the SDK itself collected something: this one
         # instrument (always there, 0 with tracing off) carries the plugin's sums along
@@ -157,17 +167,44 @@ class Pipeline:
         )
 
     def shutdown(self, timeout: float) -> None:
-        """Send what is queued, within ``timeout`` seconds, then stop the exporters."""
-        millis = int(timeout * 1000)
+        """Send what is queued and the last metrics, within ``timeout`` seconds in all, then
+        stop the exporters; say once what could not be delivered. Spans and metrics are sent
+        side by side, so that an endpoint that hangs one does not starve the other."""
+        deadline = time.monotonic() + timeout
+        metrics = None
+        if self.meter_provider is not None:
+            metrics = threading.Thread(
+                target=self._stop_metrics, args=(timeout,), name="rhythm-otel-stop", daemon=True
+            )
+            metrics.start()
         if self.shipper is not None:
             self.shipper.shutdown(timeout)
         elif self.shared_provider is not None:
-            self.shared_provider.force_flush(millis)
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(millis)
-            self.meter_provider.shutdown(millis)
+            self.shared_provider.force_flush(int(timeout * 1000))
+        if metrics is not None:
+            metrics.join(max(deadline - time.monotonic(), 0.0))
         if self.prometheus is not None:
             server, thread = self.prometheus
             server.shutdown()
-            thread.join(timeout)
+            thread.join(max(deadline - time.monotonic(), 0.1))
         self.quiet.remove()
+        lost_spans = self.shipper.dropped if self.shipper is not None else 0
+        failed_exports = self.exporter.failed if self.exporter is not None else 0
+        if lost_spans or failed_exports:
+            log.warning(
+                "rhythm-otel: %d span(s) and %d metrics export(s) could not be delivered "
+                "while this process ran",
+                lost_spans,
+                failed_exports,
+            )
+
+    def _stop_metrics(self, timeout: float) -> None:
+        """The reader's last export, then the exporter's stop; an export that did not get to
+        run before the deadline counts as failed."""
+        assert self.meter_provider is not None
+        try:
+            self.meter_provider.shutdown(int(timeout * 1000))
+        except Exception as exc:
+            log.debug("rhythm-otel: stopping the metrics export: %s", exc)
+            if self.exporter is not None:
+                self.exporter.failed += 1

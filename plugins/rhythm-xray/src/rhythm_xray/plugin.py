@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -19,6 +20,7 @@ from rhythm_core.observability import (
 from .settings import XRaySettings, resolve
 
 NAME = "xray"
+log = logging.getLogger("rhythm_xray")
 
 
 class _Backend:
@@ -83,6 +85,16 @@ class _Backend:
             self.flusher.sink.close()
         if self.tracing:
             self.emitter.close()
+        datagrams = self.emitter.failed if self.tracing else 0
+        documents = self.flusher.sink.dropped if self.flusher is not None else 0
+        if datagrams or documents or self.queue.dropped:
+            log.warning(
+                "rhythm-xray: %d segment datagram(s), %d EMF document(s) and %d queued span(s) "
+                "or metric point(s) could not be delivered while this process ran",
+                datagrams,
+                documents,
+                self.queue.dropped,
+            )
 
 
 class XRayPlugin(BackendPlugin[_Backend]):
