@@ -132,6 +132,9 @@ def _worker(args: argparse.Namespace) -> int:
         retention=args.retention,
     )
     worker.run()
+    # the process's observability (read from RHYTHM_*): sent within the stop's time, rather
+    # than at interpreter exit with the few seconds an enqueueing script gets
+    worker.stop_observability()
     if worker.lingering_threads:
         sys.stdout.flush()
         sys.stderr.flush()

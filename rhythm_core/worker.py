@@ -242,6 +242,7 @@ class Worker:
         # Decided once: when off, no plugin is loaded and no hook is ever called.
         self._obs = from_block(observability)
         self._owns_observability = isinstance(observability, Mapping)
+        self._stop_began: float | None = None
         if self._owns_observability:
             activate(self._obs)  # .queue() and rhythm_core.trace/metrics in this process
         self._claim_sql = store.CLAIM if self._obs.tracing else store.CLAIM_UNTRACED
@@ -873,12 +874,21 @@ class Worker:
 
     # -- stopping --------------------------------------------------------------------------
 
+    def stop_observability(self) -> None:
+        """Have the observability plugins send what they hold and stop, within what is left
+        of ``shutdown_timeout`` since the stop began (less EXIT_RESERVE, at least
+        MIN_FLUSH). The worker does it itself for a configuration it was given; ``rhythm
+        worker`` calls it for the process's, read from ``RHYTHM_*``, once the worker ran."""
+        began = self._stop_began if self._stop_began is not None else time.monotonic()
+        left = began + self.shutdown_timeout - EXIT_RESERVE - time.monotonic()
+        self._obs.shutdown(max(left, MIN_FLUSH))
+
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
         """Stop within shutdown_timeout plus SHUTDOWN_GRACE, whatever the database does; the
         observability plugins send what they hold within what is left of shutdown_timeout
         (MIN_FLUSH at least), whatever their backends do."""
         self._stopping.set()
-        began = time.monotonic()
+        began = self._stop_began = time.monotonic()
         deadline = began + self.shutdown_timeout + SHUTDOWN_GRACE
         running = list(self._inflight.values())
         if running:
@@ -932,7 +942,5 @@ class Worker:
         if self._instruments is not None:
             self._instruments.flush()  # the metric points gathered since the last flush
         if self._owns_observability:  # flush: nothing lost on a stop, within the budget
-            left = began + self.shutdown_timeout - EXIT_RESERVE - time.monotonic()
-            budget = max(left, MIN_FLUSH)
-            await asyncio.to_thread(self._obs.shutdown, budget)
+            await asyncio.to_thread(self.stop_observability)
         log.info("rhythm: worker %s stopped", self.worker_id)

@@ -30,7 +30,8 @@ class BatchQueue(Generic[T]):
     """Items queued by :meth:`put`, handed to ``drain`` in lists of at most ``batch``.
 
     ``on_full`` is called with each item refused because ``max_size`` items are waiting;
-    :meth:`shutdown` returns the items still queued when its timeout ran out.
+    :meth:`shutdown` returns the items still queued when its timeout ran out (and
+    :attr:`in_flight` says how many were still being handled then).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class BatchQueue(Generic[T]):
         self._wake = threading.Event()
         self._closing = False
         self._busy = False
+        self.in_flight = 0  # items of the batch being handled now
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -79,7 +81,10 @@ class BatchQueue(Generic[T]):
             queue = self._queue
             while queue:
                 self._busy = True
-                self._drain_batch([queue.popleft() for _ in range(min(self._batch, len(queue)))])
+                batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
+                self.in_flight = len(batch)
+                self._drain_batch(batch)
+                self.in_flight = 0
                 self._busy = False
             if closing:
                 return

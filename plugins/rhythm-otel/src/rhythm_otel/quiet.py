@@ -23,15 +23,20 @@ EXPORTER_LOGGERS = (
 )
 
 
-def _netloc(endpoint: str) -> str:
-    """``host:port`` as the exporters print it, from a URL or a bare ``host:port``."""
-    return urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").netloc
+def _netlocs(endpoint: str) -> set[str]:
+    """The endpoint as the exporters print it: ``host:port`` (gRPC), and urllib3's
+    ``host='host', port=port`` (http/protobuf), from a URL or a bare ``host:port``."""
+    parts = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
+    found = {parts.netloc}
+    if parts.hostname and parts.port:
+        found.add(f"host='{parts.hostname}', port={parts.port}")
+    return found
 
 
 class OncePerKind(logging.Filter):
     def __init__(self, endpoints: Iterable[str]) -> None:
         super().__init__()
-        self.endpoints = {_netloc(e) for e in endpoints if e}
+        self.endpoints = {form for e in endpoints if e for form in _netlocs(e)}
         self._seen: set[tuple[str, object]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:

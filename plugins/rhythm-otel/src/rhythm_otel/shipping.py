@@ -168,7 +168,7 @@ class SpanShipper:
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued within ``timeout`` seconds; what is left is counted lost."""
-        left = self._queue.shutdown(timeout)
+        left = len(self._queue.shutdown(timeout)) + self._queue.in_flight
         if left:
-            self._lose(len(left), "spans were still queued when the worker stopped")
+            self._lose(left, "spans were still queued or being sent when the worker stopped")
         self._close()
