@@ -5,12 +5,15 @@ layer, all threads counted.
     python -m bench.dev.provider_profile --provider datadog [--rate 0.1] [--tasks 20000]
 
 Each run drains ``--tasks`` async no-op tasks at concurrency 100 in a scratch database while
-``py-spy record --threads --rate 200`` samples this process (idle threads are not sampled).
-A sample's layer is the innermost frame's package: the engine (``rhythm_core``), the
-plugin (``rhythm_<provider>``), the backend library (ddtrace, aws_xray_sdk,
-opentelemetry, grpc...), psycopg, asyncio, or other. The table gives microseconds of
-sampled thread time per execution, the provider's run minus the off run. Sampling costs the
-process some time of its own; compare layers, not the total, with ``bench.*_overhead``.
+``py-spy record --threads --rate 1000`` samples this process (idle threads are not sampled).
+A sample's layer is the package of its innermost frame that has one: the core layer
+(``rhythm_core.observability``), the rest of the engine (``rhythm_core``), the plugin
+(``rhythm_<provider>``), the backend library (ddtrace, aws_xray_sdk, opentelemetry,
+grpc...), psycopg, asyncio, or other; a plugin's send thread that is handing the GIL to
+the event loop is "yielding the GIL", time it waits rather than works. The table gives
+microseconds of sampled thread time per execution, the provider's run minus the off run.
+Sampling costs the process some time of its own; compare layers, not the total, with
+``bench.*_overhead``.
 Needs py-spy (``pip install py-spy``) and permission to trace this process.
 """
 
@@ -30,8 +33,9 @@ from typing import Any
 
 from ..common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
 
-RATE = 200  # samples a second per thread
+RATE = 1000  # samples a second per thread
 LAYERS = (
+    ("rhythm_core/observability", "core layer"),
     ("rhythm_core", "engine"),
     ("rhythm_otel", "plugin"),
     ("rhythm_datadog", "plugin"),
@@ -48,10 +52,16 @@ LAYERS = (
 )
 
 
-def layer_of(frame: str) -> str:
-    for marker, layer in LAYERS:
-        if f"/{marker}/" in frame or f"({marker}" in frame:
-            return layer
+def layer_of(frames: list[str]) -> str:
+    """The layer of the innermost frame that belongs to a known package (a builtin or a
+    generated ``__init__`` counts for its caller); a send thread handing the GIL to the
+    event loop (``let_others_run``) is waiting, not working, and is told apart."""
+    if any(frame.startswith("let_others_run ") for frame in frames):
+        return "yielding the GIL"
+    for frame in reversed(frames):
+        for marker, layer in LAYERS:
+            if f"/{marker}/" in frame or f"({marker}/" in frame:
+                return layer
     return "other"
 
 
@@ -92,8 +102,8 @@ def per_layer(stacks: Path) -> tuple[dict[tuple[str, str], int], int]:
         if not stack or not n.isdigit():
             continue
         frames = stack.split(";")
-        thread = frames[0].split("(")[0].strip() or "thread"
-        counts[(thread, layer_of(frames[-1]))] += int(n)
+        thread = frames[0].partition("): ")[2].strip() or "unnamed"
+        counts[(thread, layer_of(frames[1:]))] += int(n)
     return dict(counts), sum(counts.values())
 
 
