@@ -25,10 +25,19 @@ class Rotel:
     """One rotel agent on free loopback ports, exporting to ``upstream`` over OTLP/gRPC."""
 
     def __init__(self, upstream: str, workdir: Path) -> None:
+        self.log = workdir / "rotel.log"
+        # a port free when picked may be taken (as some connection's local port) before
+        # rotel binds it: pick again then
+        for attempt in range(1, 4):
+            if self._start(upstream, workdir):
+                return
+            if "Address already in use" not in self.log.read_text() or attempt == 3:
+                raise RuntimeError(f"rotel did not start: {self.log.read_text()[-2000:]}")
+
+    def _start(self, upstream: str, workdir: Path) -> bool:
         self.grpc_port, self.http_port = free_port(), free_port()
         self.grpc_endpoint = f"http://127.0.0.1:{self.grpc_port}"
         self.http_endpoint = f"http://127.0.0.1:{self.http_port}"
-        self.log = workdir / "rotel.log"
         agent = Path(rotel.__file__).parent / "rotel-agent"
         self.process = subprocess.Popen(
             [
@@ -49,8 +58,9 @@ class Rotel:
         while not (_listening(self.grpc_port) and _listening(self.http_port)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"rotel did not start: {self.log.read_text()[-2000:]}")
+                return False
             time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         stop_process(self.process)
