@@ -1,11 +1,14 @@
 """Where a provider's added CPU goes, per execution: py-spy samples of one worker draining
 no-op tasks, with observability off and then with the provider, grouped by thread and by
-layer, all threads counted.
+layer, every thread of the process counted.
 
     python -m bench.dev.provider_profile --provider datadog [--rate 0.1] [--tasks 20000]
 
 Each run drains ``--tasks`` async no-op tasks at concurrency 100 in a scratch database while
-``py-spy record --threads --rate 1000`` samples this process (idle threads are not sampled).
+``py-spy record --threads --gil --rate 1000`` samples this process: the thread holding the
+GIL at each sample, so that each thread's share is the Python it ran (a thread waiting for
+the GIL would otherwise look busy; native code that releases the GIL, such as socket sends
+and libpq, is not counted). ``--all-threads`` samples every thread that is not idle.
 A sample's layer is the package of its innermost frame that has one: the core layer
 (``rhythm_core.observability``), the rest of the engine (``rhythm_core``), the plugin
 (``rhythm_<provider>``), the backend library (ddtrace, aws_xray_sdk, opentelemetry,
@@ -71,7 +74,7 @@ def blocks(provider: str, rate: float, endpoints: dict[str, str]) -> dict[str, A
             "metrics": {"enabled": True, "endpoint": endpoints["metrics"]}}
 
 
-def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path) -> float:
+def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path, gil: bool) -> float:
     """Drain ``tasks`` no-op tasks with ``block`` while py-spy samples this process; returns
     the seconds it took."""
     from rhythm_core import Worker
@@ -85,7 +88,7 @@ def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path) -> floa
     beside = Path(sys.executable).with_name("py-spy")  # installed in the same environment
     command = [str(beside) if beside.exists() else "py-spy", "record", "--pid",
                str(os.getpid()), "--threads", "--rate", str(RATE), "--format", "raw",
-               "--output", str(out), "--nonblocking"]
+               "--output", str(out), "--nonblocking", *(["--gil"] if gil else [])]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attached
     took = asyncio.run(run_until_completed(worker, url, noop_async.queue_name, tasks))
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", required=True, choices=("otel", "datadog", "xray"))
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--all-threads", action="store_true",
+                        help="sample every thread that is not idle, not only the one holding "
+                             "the GIL (a thread waiting for the GIL then counts too)")
     parser.add_argument("--traces", default="", help="traces endpoint (default: a sink)")
     parser.add_argument("--metrics", default="", help="metrics endpoint (default: a sink)")
     args = parser.parse_args(argv)
@@ -137,15 +143,17 @@ def main(argv: list[str] | None = None) -> int:
             runs = {}
             for label, block in (("off", OFF), (args.provider,
                                                 blocks(args.provider, args.rate, endpoints))):
-                took = profiled_run(url, block, args.tasks, workdir / f"{label}.txt")
+                took = profiled_run(url, block, args.tasks, workdir / f"{label}.txt",
+                                    not args.all_threads)
                 runs[label] = (per_layer(workdir / f"{label}.txt"), took)
     finally:
         sink.stop()
     (off, off_total), _ = runs["off"]
     (on, on_total), _ = runs[args.provider]
     scale = 1e6 / RATE / args.tasks  # µs of sampled thread time per execution, per sample
+    sampled = "every thread not idle" if args.all_threads else "the thread holding the GIL"
     print(f"machine: {machine()}; {args.provider} at sample rate {args.rate:g}, "
-          f"{args.tasks:,} no-op tasks a run, py-spy at {RATE} Hz, all threads\n")
+          f"{args.tasks:,} no-op tasks a run, py-spy at {RATE} Hz, {sampled}\n")
     print("| thread | layer | off µs/execution | provider µs/execution | added |")
     print("|---|---|---:|---:|---:|")
     for key in sorted(set(off) | set(on), key=lambda k: -(on.get(k, 0) - off.get(k, 0))):
