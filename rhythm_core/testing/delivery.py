@@ -60,12 +60,8 @@ def run_without_backend(
     within ``within`` seconds and a SIGTERM stops the worker cleanly; returns the worker, whose
     output the caller may check (failures logged once)."""
     worker = start_worker(env)
-    began = time.monotonic()
-    scenario.noop.queue_many([()] * count)
-    wait_until(lambda: completed(db) >= count, "executions did not all complete", 2 * within)
-    assert time.monotonic() - began < within, worker.output()  # nothing waited on the backend
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output()  # and the stop is not held up either
+    ran, _ = _drain_then_stop(worker, db, count, 2 * within)
+    assert ran < within, worker.output()  # nothing waited on the backend
     return worker
 
 
@@ -81,12 +77,22 @@ def stop_with_backend_down(
     and return the seconds it took to exit, which must be within ``shutdown_timeout``
     whatever the backend does, and the worker, whose output says once what was not sent."""
     worker = start_worker(env, options=["--shutdown-timeout", str(shutdown_timeout)])
-    scenario.noop.queue_many([()] * count)
-    wait_until(lambda: completed(db) >= count, "executions did not all complete", 60)
+    _, stopped = _drain_then_stop(worker, db, count, 60)
+    return stopped, worker
+
+
+def _drain_then_stop(
+    worker: WorkerProcess, db: Any, count: int, timeout: float
+) -> tuple[float, float]:
+    """Queue ``count`` no-op executions, wait until they completed, SIGTERM the worker and
+    wait for it to exit 0: the seconds until they completed, and from SIGTERM to the exit."""
     began = time.monotonic()
+    scenario.noop.queue_many([()] * count)
+    wait_until(lambda: completed(db) >= count, "executions did not all complete", timeout)
+    signalled = time.monotonic()
     worker.signal(signal.SIGTERM)
-    assert worker.wait(shutdown_timeout + 60) == 0, worker.output()
-    return time.monotonic() - began, worker
+    assert worker.wait(60) == 0, worker.output()  # the stop is not held up either
+    return signalled - began, time.monotonic() - signalled
 
 
 ENQUEUE_ONLY = """
