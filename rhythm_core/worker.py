@@ -668,7 +668,7 @@ class Worker:
             raise _DatabaseLost from exc
         row.history_size = len(history)
         run = WorkflowRun(row.id, row.function_name, history)
-        if activation(self._obs, row.record) is not None:
+        if self._obs.activating:
             run.activate = functools.partial(activation, self._obs, row.record)
         try:
             finished, result = await drive(run, fn.fn(*args, **kwargs))

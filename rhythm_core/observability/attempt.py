@@ -122,9 +122,7 @@ def activation(
     """What makes the attempt's span current in the backends' own contexts while its user
     code runs (unsampled while a workflow replays recorded steps); None when no provider
     does that, or the attempt is not traced."""
-    if not observability.activating or record is None or not record.traced:
-        return None
-    if not record.trace_id:
+    if not observability.activating or record is None or not record.traced or not record.trace_id:
         return None
     context = position_context(record)
     if replaying and context.sampled:

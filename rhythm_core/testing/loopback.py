@@ -4,9 +4,13 @@ and never answers (a backend that hangs)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .processes import free_port
 
 
 class HeaderServer:
@@ -86,3 +90,17 @@ class BlackHole:
         for connection in self._held:
             connection.close()
         self._thread.join(5)
+
+
+@contextlib.contextmanager
+def backend_down(how: str) -> Iterator[str]:
+    """The ``host:port`` of a backend that is down, for a ``with`` block: ``"closed"``
+    (nothing listens there) or ``"black-holed"`` (a :class:`BlackHole`, stopped after)."""
+    if how == "closed":
+        yield f"127.0.0.1:{free_port()}"
+        return
+    hole = BlackHole()
+    try:
+        yield hole.address
+    finally:
+        hole.stop()

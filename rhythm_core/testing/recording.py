@@ -41,7 +41,6 @@ class RecordingPlugin:
         self.carriers: list[dict[str, str]] = []
         self.configured: list[ObservabilityConfig] = []
         self.shutdowns: list[float] = []
-        self.activations: list[SpanContext] = []
 
     @hookimpl
     def rhythm_observability_configure(self, config: ObservabilityConfig) -> None:
@@ -76,7 +75,6 @@ class RecordingPlugin:
 
     @hookimpl
     def rhythm_span_activate(self, context: SpanContext) -> contextlib.AbstractContextManager[None]:
-        self.activations.append(context)
         return _current_while(context)
 
     @hookimpl

@@ -13,7 +13,7 @@ import rhythm_otel
 
 from rhythm_core.observability import BY_NAME
 from rhythm_core.testing import delivery, scenario
-from rhythm_core.testing.loopback import BlackHole
+from rhythm_core.testing.loopback import backend_down
 
 from .otlp_sink import OtlpSink
 from .workers import otel_env
@@ -122,33 +122,24 @@ def test_backend_down_completes_everything_and_counts_the_drops(
 def test_stop_ends_within_the_shutdown_timeout_with_the_backend_down(
     protocol: str, down: str, rhythm_worker_process: Any, rhythm_db: Any
 ) -> None:
-    hole = BlackHole() if down == "black-holed" else None
-    try:
-        endpoint = hole.url if hole else f"http://127.0.0.1:{_closed_port()}"
-        env = otel_env(endpoint, RHYTHM_OTEL_PROTOCOL=protocol)
+    with backend_down(down) as address:
+        env = otel_env(f"http://{address}", RHYTHM_OTEL_PROTOCOL=protocol)
         took, worker = delivery.stop_with_backend_down(
             rhythm_worker_process, env, rhythm_db, shutdown_timeout=3.0)
-        output = worker.output()
-        assert took <= 3.0 + delivery.EXIT_SLACK, f"{took:.1f}s after SIGTERM:\n{output[-3000:]}"
-        # what could not be sent is said once, with the numbers; the exporters' retries are
-        # said once per kind (one for spans, one for metrics), not once per retry
-        assert output.count("could not be delivered while this process ran") == 1, output[-3000:]
-        assert output.count("Transient error") <= 2, output[-3000:]
-    finally:
-        if hole is not None:
-            hole.stop()
+    output = worker.output()
+    assert took <= 3.0 + delivery.EXIT_SLACK, f"{took:.1f}s after SIGTERM:\n{output[-3000:]}"
+    # what could not be sent is said once, with the numbers; the exporters' retries are
+    # said once per kind (one for spans, one for metrics), not once per retry
+    assert output.count("could not be delivered while this process ran") == 1, output[-3000:]
+    assert output.count("Transient error") <= 2, output[-3000:]
 
 
 @pytest.mark.parametrize("down", ["closed", "black-holed"])
 def test_an_enqueue_only_process_exits_within_seconds_with_the_backend_down(
     down: str, rhythm_database_url: str, rhythm_db: Any
 ) -> None:
-    hole = BlackHole() if down == "black-holed" else None
-    try:
-        endpoint = hole.url if hole else f"http://127.0.0.1:{_closed_port()}"
-        took, output = delivery.enqueue_then_exit(otel_env(endpoint), rhythm_database_url)
-        within = delivery.EXIT_FLUSH + delivery.EXIT_SLACK
-        assert took <= within, f"{took:.1f}s after enqueueing:\n{output}"
-    finally:
-        if hole is not None:
-            hole.stop()
+    with backend_down(down) as address:
+        took, output = delivery.enqueue_then_exit(otel_env(f"http://{address}"),
+                                                  rhythm_database_url)
+    within = delivery.EXIT_FLUSH + delivery.EXIT_SLACK
+    assert took <= within, f"{took:.1f}s after enqueueing:\n{output}"

@@ -12,7 +12,7 @@ from rhythm_core import task
 from rhythm_core.observability import BY_NAME
 from rhythm_core.testing import delivery, scenario
 from rhythm_core.testing.failover import wait_until
-from rhythm_core.testing.loopback import BlackHole
+from rhythm_core.testing.loopback import backend_down
 from rhythm_core.testing.processes import free_port
 
 from .conftest import xray_env
@@ -168,33 +168,21 @@ def test_stop_ends_within_the_shutdown_timeout_with_the_agents_down(
     down: str, rhythm_worker_process: Any, rhythm_db: Any
 ) -> None:
     # segments go over UDP, which nothing can hold up; the CloudWatch agent is a TCP peer
-    hole = BlackHole() if down == "black-holed" else None
-    closed = free_port()
-    try:
-        emf = f"tcp://{hole.address}" if hole else f"tcp://127.0.0.1:{closed}"
+    with backend_down(down) as agent:
+        env = xray_env(f"127.0.0.1:{free_port()}", f"tcp://{agent}")
         took, worker = delivery.stop_with_backend_down(
-            rhythm_worker_process, xray_env(f"127.0.0.1:{closed}", emf), rhythm_db,
-            shutdown_timeout=3.0)
-        output = worker.output()
-        assert took <= 3.0 + delivery.EXIT_SLACK, f"{took:.1f}s after SIGTERM:\n{output[-3000:]}"
-        assert output.count("could not be delivered while this process ran") == 1, output[-3000:]
-    finally:
-        if hole is not None:
-            hole.stop()
+            rhythm_worker_process, env, rhythm_db, shutdown_timeout=3.0)
+    output = worker.output()
+    assert took <= 3.0 + delivery.EXIT_SLACK, f"{took:.1f}s after SIGTERM:\n{output[-3000:]}"
+    assert output.count("could not be delivered while this process ran") == 1, output[-3000:]
 
 
 @pytest.mark.parametrize("down", ["closed", "black-holed"])
 def test_an_enqueue_only_process_exits_within_seconds_with_the_agents_down(
     down: str, rhythm_database_url: str, rhythm_db: Any
 ) -> None:
-    hole = BlackHole() if down == "black-holed" else None
-    closed = free_port()
-    try:
-        emf = f"tcp://{hole.address}" if hole else f"tcp://127.0.0.1:{closed}"
-        took, output = delivery.enqueue_then_exit(xray_env(f"127.0.0.1:{closed}", emf),
-                                                  rhythm_database_url)
-        within = delivery.EXIT_FLUSH + delivery.EXIT_SLACK
-        assert took <= within, f"{took:.1f}s after enqueueing:\n{output}"
-    finally:
-        if hole is not None:
-            hole.stop()
+    with backend_down(down) as agent:
+        env = xray_env(f"127.0.0.1:{free_port()}", f"tcp://{agent}")
+        took, output = delivery.enqueue_then_exit(env, rhythm_database_url)
+    within = delivery.EXIT_FLUSH + delivery.EXIT_SLACK
+    assert took <= within, f"{took:.1f}s after enqueueing:\n{output}"

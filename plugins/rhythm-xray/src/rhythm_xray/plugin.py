@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
@@ -35,13 +36,15 @@ class _Backend:
         if self.tracing:
             from aws_xray_sdk.core import xray_recorder
 
+            from .current import Current
             from .emitter import DaemonEmitter
             from .segments import Documents
 
-            self.service = settings.service
             self.documents = Documents(settings.service, config.tags)
             self.emitter = DaemonEmitter(settings.daemon, self.documents)
             self.app_recorder: Any = xray_recorder  # the application's, read for propagation
+            # what rhythm_span_activate returns, given the core's span
+            self.current = functools.partial(Current, xray_recorder, settings.service)
         self.flusher: Any = None
         if config.metrics.enabled:
             from .emf import Flusher, Metrics, Sink
@@ -130,9 +133,7 @@ class XRayPlugin(BackendPlugin[_Backend]):
         backend = self.backend
         if backend is None or not backend.tracing:
             return None
-        from .current import Current
-
-        return Current(backend.app_recorder, backend.service, context)
+        return backend.current(context)
 
     # -- propagation -----------------------------------------------------------------------
 

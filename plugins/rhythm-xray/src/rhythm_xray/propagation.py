@@ -12,6 +12,7 @@ from aws_xray_sdk.core.models.trace_header import TraceHeader
 
 from rhythm_core.observability import SpanContext
 
+from .current import VarContext
 from .segments import xray_trace_id
 
 HEADER = "X-Amzn-Trace-Id"
@@ -63,7 +64,7 @@ def current_entity(recorder: Any) -> Any:
     which logs an error (or raises, per ``AWS_XRAY_CONTEXT_MISSING``) whenever nothing is
     open: enqueueing outside a request is normal, not a missing context."""
     context = recorder.context
-    if type(context).__name__ == "VarContext":  # rhythm_xray.current's
+    if isinstance(context, VarContext):
         return context.current()
     local = getattr(context, "_local", None)
     if local is not None and type(context).__name__ in ("Context", "AsyncContext"):
