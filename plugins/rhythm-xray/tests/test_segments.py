@@ -31,8 +31,8 @@ def _execution(children: int, size: int) -> tuple[str, list[Span]]:
 def _send(daemon: Daemon, documents: Documents, trace_id: str, spans: list[Span]) -> int:
     emitter = DaemonEmitter(("127.0.0.1", daemon.port), documents)
     try:
-        for entity in documents.entities(trace_id, spans):
-            emitter.send_entity(entity)
+        for document in documents.documents(trace_id, spans):
+            emitter.send_document(document)
     finally:
         emitter.close()
     return emitter.sent

@@ -17,7 +17,7 @@ RETRIES = 3  # a full socket buffer is retried this often, a millisecond apart
 
 
 class DaemonEmitter(UDPEmitter):
-    """Sends each entity as :meth:`Documents.datagrams` cuts it.
+    """Sends each document as :meth:`Documents.datagrams` cuts it.
 
     The SDK's own address parsing lets ``AWS_XRAY_DAEMON_ADDRESS`` override any address it is
     given, so the address comes resolved from the plugin's settings instead (worker
@@ -39,8 +39,8 @@ class DaemonEmitter(UDPEmitter):
     def set_daemon_address(self, address: Any) -> None:
         """Kept as resolved (see the class docstring)."""
 
-    def send_entity(self, entity: Any) -> None:
-        for datagram in self._documents.datagrams(entity):
+    def send_document(self, document: dict[str, Any]) -> None:
+        for datagram in self._documents.datagrams(document):
             self._send(datagram)
 
     def _send(self, datagram: bytes) -> None:

@@ -65,8 +65,8 @@ class _Backend:
         )
 
     def send_trace(self, trace_id: str, spans: list[Span]) -> None:
-        for entity in self.documents.entities(trace_id, spans):
-            self.emitter.send_entity(entity)
+        for document in self.documents.documents(trace_id, spans):
+            self.emitter.send_document(document)
 
     def add_point(self, point: MetricPoint) -> None:
         self.flusher.metrics.add(point)

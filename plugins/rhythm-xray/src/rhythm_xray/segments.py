@@ -1,11 +1,15 @@
-"""The core's finished spans as X-Ray segment documents, built as aws-xray-sdk entities and
-cut into datagrams the daemon accepts.
+"""The core's finished spans as X-Ray segment documents, cut into datagrams the daemon accepts.
 
 Execution spans (and spans that start a trace, such as ``worker.heartbeat``) become segments,
 named for the service as X-Ray expects; every other span becomes a subsegment, nested in its
 parent's document when both are in hand, else sent on its own with ``trace_id`` and
 ``parent_id`` (an "independent subsegment"), as X-Ray allows. The X-Ray trace id is the
 core's (``1-<first 8 hex>-<other 24>``), every entity id is the span id, times are the core's.
+
+The documents are built as plain dicts in the fields of X-Ray's segment document schema and
+serialized once. aws-xray-sdk's entity objects were built and then walked back into dicts,
+most of a traced execution's cost on the send thread (BENCHMARKS.md); the SDK stays what the
+application's own instrumentation runs on (``current.py``).
 
 A document larger than a datagram streams its subsegments out as documents of their own, as
 the SDK's recorder does; an entity too large alone keeps its ids, times, annotations and
@@ -15,21 +19,18 @@ error and loses its metadata and most of its stack.
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
 import re
-import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
-
-from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER
-from aws_xray_sdk.core.models.entity import Entity
-from aws_xray_sdk.core.models.segment import Segment
-from aws_xray_sdk.core.models.subsegment import Subsegment
 
 from rhythm_core.observability import CLIENT, CONSUMER, ERROR, PRODUCER, Span
 
 log = logging.getLogger("rhythm_xray")
-HEADER = (PROTOCOL_HEADER + PROTOCOL_DELIMITER).encode()
+# every datagram the daemon reads starts with this line
+HEADER = b'{"format":"json","version":1}\n'
 # The daemon reads datagrams into a 64 KiB buffer; an IPv4 UDP payload is at most 65,507 bytes.
 MAX_DATAGRAM = 64_000
 MAX_NAME = 200  # X-Ray's limit on segment and subsegment names
@@ -47,30 +48,6 @@ QUEUE_FALLBACK = "messaging.destination.name"  # spans that carry no queue_name 
 FRAME = re.compile(r'^\s*File "(?P<path>[^"]*)", line (?P<line>\d+), in (?P<label>.*)$')
 NOT_IN_NAME = re.compile(r"[?;*()!$~^<>]")
 NOT_ANNOTATION = re.compile(r"[^A-Za-z0-9_]")
-
-
-class _PlainMetadata(Entity):
-    """Serialized as the SDK serializes it, except for the metadata: the SDK walks every
-    metadata value looking for objects to convert (half the cost of a document), and the
-    core's attributes are already strings, numbers and booleans."""
-
-    def to_dict(self) -> dict[str, Any]:
-        metadata, self.metadata = self.metadata, {}
-        try:
-            document: dict[str, Any] = super().to_dict()
-        finally:
-            self.metadata = metadata
-        if metadata:
-            document["metadata"] = metadata
-        return document
-
-
-class _Segment(_PlainMetadata, Segment):
-    pass
-
-
-class _Subsegment(_PlainMetadata, Subsegment):
-    pass
 
 
 def xray_trace_id(trace_id: str) -> str:
@@ -94,86 +71,80 @@ def is_segment(span: Span) -> bool:
     return span.kind == CONSUMER or span.parent_span_id is None
 
 
-@functools.lru_cache(maxsize=256)
-def _exception_type(name: str) -> type[Exception]:
-    """A stand-in class with the failed exception's type name: the SDK's ``Throwable`` reads
-    the type and message off an exception object, and the core hands over names and text."""
-    return type(name or "Exception", (Exception,), {})
-
-
-def _frames(stack: str | None) -> traceback.StackSummary:
-    """The ``File ..., line N, in f`` lines of a formatted traceback, innermost last, as
-    ``traceback.extract_tb`` would give them to the SDK."""
+def _frames(stack: str | None) -> list[dict[str, Any]]:
+    """The ``File ..., line N, in f`` lines of a formatted traceback, innermost last, as the
+    stack of an X-Ray exception: file name, line, function."""
     frames = []
     for line in (stack or "").splitlines():
         found = FRAME.match(line)
         if found:
-            frames.append((found["path"], int(found["line"]), found["label"], None))
-    return traceback.StackSummary.from_list(frames[-STACK_FRAMES:])
+            path = os.path.basename(found["path"]).replace('"', " ").strip()
+            frames.append({"path": path, "line": int(found["line"]), "label": found["label"]})
+    return frames[-STACK_FRAMES:]
 
 
 class Documents:
-    """Builds the entities of a trace's spans and serializes them into datagrams."""
+    """Builds the segment documents of a trace's spans and serializes them into datagrams."""
 
     def __init__(self, service: str, tags: Mapping[str, str], limit: int = MAX_DATAGRAM) -> None:
         self.service = entity_name(service)
         self.tag_annotations = {annotation_key(k): str(v) for k, v in tags.items()}
         self.limit = limit
+        self.working_directory = os.getcwd()  # as the SDK records it with each failure
         self.trimmed = 0  # entities that lost metadata to fit a datagram
         self.too_large = 0  # entities that did not fit even so, and were dropped
 
     # -- building --------------------------------------------------------------------------
 
-    def entities(self, trace_id: str, spans: list[Span]) -> list[Entity]:
+    def documents(self, trace_id: str, spans: list[Span]) -> list[dict[str, Any]]:
         """The documents to send for spans of one trace: segments, and subsegments whose
         parent is not among ``spans``; the others are nested in their parents."""
         xray_id = xray_trace_id(trace_id)
-        made: dict[str, Entity] = {}
-        anchor: Segment | None = None  # the SDK's subsegments need a segment object
-        for span in spans:
-            if is_segment(span):
-                made[span.span_id] = anchor = self._segment(span, xray_id)
-        for span in spans:
-            if span.span_id not in made:
-                if anchor is None:
-                    anchor = Segment(self.service, traceid=xray_id)
-                made[span.span_id] = self._subsegment(span, anchor)
+        made = {
+            span.span_id: self._segment(span, xray_id)
+            if is_segment(span)
+            else self._subsegment(span, xray_id)
+            for span in spans
+        }
         documents = []
         for span in spans:
-            entity = made[span.span_id]
+            document = made[span.span_id]
             parent = made.get(span.parent_span_id or "")
-            if parent is not None and isinstance(entity, Subsegment):
-                parent.add_subsegment(entity)  # sets parent_id
+            if parent is not None and document.get("type") == "subsegment":
+                parent.setdefault("subsegments", []).append(document)
             else:
-                documents.append(entity)
-        for span in spans:
-            made[span.span_id].close((span.end_ns or span.start_ns) / 1e9)
+                documents.append(document)
         return documents
 
-    def _segment(self, span: Span, xray_id: str) -> _Segment:
-        segment = _Segment(
-            self.service, entityid=span.span_id, traceid=xray_id, parent_id=span.parent_span_id
-        )
-        segment.annotations.update(self.tag_annotations)
-        segment.annotations["rhythm_span"] = span.name
-        self._fill(segment, span)
-        return segment
+    def _segment(self, span: Span, xray_id: str) -> dict[str, Any]:
+        document = self._entity(self.service, span, xray_id)
+        if span.parent_span_id is not None:
+            document["parent_id"] = span.parent_span_id
+        document["annotations"] = {
+            **self.tag_annotations,
+            "rhythm_span": span.name,
+            **document["annotations"],
+        }
+        return document
 
-    def _subsegment(self, span: Span, anchor: Segment) -> _Subsegment:
-        database = span.kind in (CLIENT, PRODUCER) and "db.system.name" in span.attributes
-        subsegment = _Subsegment(entity_name(span.name), "remote" if database else "local", anchor)
-        subsegment.id = span.span_id
-        subsegment.parent_id = span.parent_span_id  # replaced when nested in its parent
-        if database:
-            subsegment.set_sql({"database_type": "PostgreSQL"})
-        self._fill(subsegment, span)
-        return subsegment
+    def _subsegment(self, span: Span, xray_id: str) -> dict[str, Any]:
+        document = self._entity(entity_name(span.name), span, xray_id)
+        # the parent's id whether nested or sent on its own; X-Ray reads it from either
+        document["parent_id"] = span.parent_span_id
+        document["type"] = "subsegment"
+        if span.kind in (CLIENT, PRODUCER) and "db.system.name" in span.attributes:
+            document["namespace"] = "remote"
+            document["sql"] = {"database_type": "PostgreSQL"}
+        else:
+            document["namespace"] = "local"
+        if not document["annotations"]:
+            del document["annotations"]
+        return document
 
-    @staticmethod
-    def _fill(entity: Entity, span: Span) -> None:
-        entity.start_time = span.start_ns / 1e9
+    def _entity(self, name: str, span: Span, xray_id: str) -> dict[str, Any]:
+        """The fields segments and subsegments share."""
         attributes = span.attributes
-        annotations = entity.annotations
+        annotations = {}
         for attribute, key in ANNOTATED.items():
             value = attributes.get(attribute)
             if value is not None:
@@ -182,33 +153,55 @@ class Documents:
             annotations["rhythm_queue"] = attributes[QUEUE_FALLBACK]
         if span.kept_for_error:
             annotations["rhythm_kept_for_error"] = True
-        entity.metadata = {"rhythm": attributes}  # read-only here, as the core asks
+        document: dict[str, Any] = {
+            "name": name,
+            "id": span.span_id,
+            "trace_id": xray_id,
+            "start_time": span.start_ns / 1e9,
+            "end_time": (span.end_ns or span.start_ns) / 1e9,
+            "annotations": annotations,
+            "metadata": {"rhythm": attributes},  # read-only here, as the core asks
+        }
         if span.status == ERROR:
             # fault: the failure is the worker's own, not a caller's (X-Ray's "error")
-            exception = _exception_type(span.error_type or "Exception")(span.error_message or "")
-            entity.add_exception(exception, _frames(span.error_stack))
+            document["fault"] = True
+            document["cause"] = self._cause(span)
+        return document
+
+    def _cause(self, span: Span) -> dict[str, Any]:
+        exception: dict[str, Any] = {
+            "id": os.urandom(8).hex(),
+            "type": span.error_type or "Exception",
+            "remote": False,
+        }
+        if span.error_message:
+            exception["message"] = span.error_message
+        frames = _frames(span.error_stack)
+        if frames:
+            exception["stack"] = frames
+        return {"working_directory": self.working_directory, "exceptions": [exception]}
 
     # -- sending ---------------------------------------------------------------------------
 
-    def datagrams(self, entity: Entity) -> Iterator[bytes]:
-        """The entity as daemon datagrams (header line, then the document), none longer than
-        the limit."""
-        datagram = HEADER + entity.serialize().encode()
+    def datagrams(self, document: dict[str, Any]) -> Iterator[bytes]:
+        """The document as daemon datagrams (header line, then the document), none longer
+        than the limit."""
+        datagram = _datagram(document)
         if len(datagram) <= self.limit:
             yield datagram
             return
-        if entity.subsegments:
+        children = document.pop("subsegments", None)
+        if children:
             # stream the children out on their own; each carries trace_id and parent_id
-            children, entity.subsegments = entity.subsegments, []
             for child in children:
                 yield from self.datagrams(child)
-            datagram = HEADER + entity.serialize().encode()
+            datagram = _datagram(document)
             if len(datagram) <= self.limit:
                 yield datagram
                 return
         self.trimmed += 1
-        _trim(entity)
-        datagram = HEADER + entity.serialize().encode()
+        _trim(document)
+        datagram = _datagram(document)
         if len(datagram) <= self.limit:
             yield datagram
             return
@@ -221,16 +214,22 @@ class Documents:
             )
 
 
-def _trim(entity: Entity) -> None:
+def _datagram(document: dict[str, Any]) -> bytes:
+    # default=str: a custom span's attribute of another type is sent as its text, as the
+    # SDK's serializer does, rather than failing the whole trace
+    return HEADER + json.dumps(document, separators=(",", ":"), default=str).encode()
+
+
+def _trim(document: dict[str, Any]) -> None:
     """Keep what X-Ray needs to place and judge the entity; drop what made it large."""
-    entity.metadata = {"rhythm": {"rhythm.truncated": True}}
-    entity.annotations = {
-        k: v[:TRIMMED_MESSAGE] if isinstance(v, str) else v for k, v in entity.annotations.items()
-    }
-    cause: Any = entity.cause
-    if isinstance(cause, dict):
-        for throwable in cause.get("exceptions", ()):
-            if getattr(throwable, "message", None):
-                throwable.message = throwable.message[:TRIMMED_MESSAGE]
-            if getattr(throwable, "stack", None):
-                throwable.stack = throwable.stack[-TRIMMED_STACK_FRAMES:]
+    document["metadata"] = {"rhythm": {"rhythm.truncated": True}}
+    if "annotations" in document:
+        document["annotations"] = {
+            k: v[:TRIMMED_MESSAGE] if isinstance(v, str) else v
+            for k, v in document["annotations"].items()
+        }
+    for exception in document.get("cause", {}).get("exceptions", ()):
+        if "message" in exception:
+            exception["message"] = exception["message"][:TRIMMED_MESSAGE]
+        if "stack" in exception:
+            exception["stack"] = exception["stack"][-TRIMMED_STACK_FRAMES:]
