@@ -17,6 +17,12 @@ the event loop is "yielding the GIL", time it waits rather than works. The table
 microseconds of sampled thread time per execution, the provider's run minus the off run.
 Sampling costs the process some time of its own; compare layers, not the total, with
 ``bench.*_overhead``.
+
+py-spy sees only threads that run Python. A second table therefore gives each thread's CPU
+time as the kernel counts it (``/proc/self/task/*/schedstat``, read every 50 ms so that
+threads that end are counted too), native threads included: ddtrace's writer and its tokio
+runtime, gRPC's. Its window is the run plus :data:`SETTLE` seconds after it, in which
+background threads send what they still hold.
 Needs py-spy (``pip install py-spy``) and permission to trace this process.
 """
 
@@ -25,18 +31,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from ..common import OFF, enqueue, machine, run_until_completed, scratch_database, truncate
+from ..common import OFF, GcClock, enqueue, machine, run_until_completed, scratch_database, truncate
 
 RATE = 1000  # samples a second per thread
+SETTLE = 2.0  # seconds after a run in which exporters' threads finish sending
 LAYERS = (
     ("rhythm_core/observability", "core layer"),
     ("rhythm_core", "engine"),
@@ -74,9 +83,55 @@ def blocks(provider: str, rate: float, endpoints: dict[str, str]) -> dict[str, A
             "metrics": {"enabled": True, "endpoint": endpoints["metrics"]}}
 
 
-def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path, gil: bool) -> float:
+class ThreadClock:
+    """CPU nanoseconds of each thread of this process since :meth:`start`, by thread name
+    (a Python thread's ``threading`` name, else the kernel's: native threads name
+    themselves there)."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="thread-clock", daemon=True)
+
+    def start(self) -> None:
+        self._read()
+        self._first = {tid: ns for tid, (_, ns) in self._last.items()}
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._read()
+
+    def _read(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for entry in os.listdir("/proc/self/task"):
+            tid = int(entry)
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    ns = int(f.read().split()[0])
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:  # ended meanwhile
+                continue
+            self._last[tid] = (names.get(tid) or self._last.get(tid, (comm, 0))[0], ns)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        own = self._thread.native_id
+        by_name: collections.Counter[str] = collections.Counter()
+        for tid, (name, ns) in self._last.items():
+            if tid != own:
+                by_name[name] += ns - self._first.get(tid, 0)
+        return dict(by_name)
+
+
+def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path,
+                 gil: bool) -> tuple[dict[str, int], GcClock]:
     """Drain ``tasks`` no-op tasks with ``block`` while py-spy samples this process; returns
-    the seconds it took."""
+    each thread's CPU nanoseconds and the garbage collector's clock."""
     from rhythm_core import Worker
 
     from ..noop_tasks import noop_async
@@ -91,10 +146,19 @@ def profiled_run(url: str, block: dict[str, Any], tasks: int, out: Path, gil: bo
                "--output", str(out), "--nonblocking", *(["--gil"] if gil else [])]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attached
-    took = asyncio.run(run_until_completed(worker, url, noop_async.queue_name, tasks))
+    clock, collections_ = ThreadClock(), GcClock()
+    gc.collect()  # the previous run's garbage is not this one's
+    clock.start()
+    gc.callbacks.append(collections_)
+    try:
+        asyncio.run(run_until_completed(worker, url, noop_async.queue_name, tasks))
+        time.sleep(SETTLE)
+    finally:
+        gc.callbacks.remove(collections_)
+    cpu = clock.stop()
     spy.send_signal(signal.SIGINT)
     spy.wait(60)
-    return float(took)
+    return cpu, collections_
 
 
 def per_layer(stacks: Path) -> tuple[dict[tuple[str, str], int], int]:
@@ -143,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             runs = {}
             for label, block in (("off", OFF), (args.provider,
                                                 blocks(args.provider, args.rate, endpoints))):
-                took = profiled_run(url, block, args.tasks, workdir / f"{label}.txt",
-                                    not args.all_threads)
-                runs[label] = (per_layer(workdir / f"{label}.txt"), took)
+                cpu, collected = profiled_run(url, block, args.tasks, workdir / f"{label}.txt",
+                                              not args.all_threads)
+                runs[label] = (per_layer(workdir / f"{label}.txt"), cpu, collected)
     finally:
         sink.stop()
-    (off, off_total), _ = runs["off"]
-    (on, on_total), _ = runs[args.provider]
+    (off, off_total), off_cpu, off_gc = runs["off"]
+    (on, on_total), on_cpu, on_gc = runs[args.provider]
     scale = 1e6 / RATE / args.tasks  # µs of sampled thread time per execution, per sample
     sampled = "every thread not idle" if args.all_threads else "the thread holding the GIL"
     print(f"machine: {machine()}; {args.provider} at sample rate {args.rate:g}, "
@@ -162,6 +226,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {key[0]} | {key[1]} | {a:.1f} | {b:.1f} | {b - a:+.1f} |")
     print(f"| all | all | {off_total * scale:.1f} | {on_total * scale:.1f} | "
           f"{(on_total - off_total) * scale:+.1f} |")
+    print(f"\nCPU time of every thread as the kernel counts it, the run and {SETTLE:g} s after\n")
+    print("| thread | off µs/execution | provider µs/execution | added |")
+    print("|---|---:|---:|---:|")
+    per_execution = 1e-3 / args.tasks
+    for name in sorted(set(off_cpu) | set(on_cpu),
+                       key=lambda n: -(on_cpu.get(n, 0) - off_cpu.get(n, 0))):
+        a, b = off_cpu.get(name, 0) * per_execution, on_cpu.get(name, 0) * per_execution
+        if max(a, b) >= 0.5:
+            print(f"| {name} | {a:.1f} | {b:.1f} | {b - a:+.1f} |")
+    a, b = sum(off_cpu.values()) * per_execution, sum(on_cpu.values()) * per_execution
+    print(f"| all | {a:.1f} | {b:.1f} | {b - a:+.1f} |")
+    print("\nGarbage collection (wall time in the collector, within the figures above), "
+          "µs per execution, and collections by generation:")
+    for label, collected in (("off", off_gc), (args.provider, on_gc)):
+        print(f"- {label}: {collected.seconds * 1e6 / args.tasks:.1f} µs; "
+              f"{collected.count[0]} / {collected.count[1]} / {collected.count[2]}")
     return 0
 
 

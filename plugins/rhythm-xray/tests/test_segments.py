@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from rhythm_xray.emitter import DaemonEmitter
 from rhythm_xray.segments import Documents
 
@@ -83,3 +84,36 @@ def test_an_entity_too_large_alone_keeps_its_ids_and_error(daemon: Daemon,
     assert [f["label"] for f in cause["stack"]] == ["f97", "f98", "f99"]  # innermost kept
     assert document["metadata"]["rhythm"] == {"rhythm.truncated": True}
     assert document["annotations"]["rhythm_span"] == "task.f"
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque value"
+
+
+def _looped() -> dict[str, object]:
+    looped: dict[str, object] = {"a": 1}
+    looped["self"] = looped
+    return looped
+
+
+@pytest.mark.parametrize(("value", "arrives"), [
+    (float("nan"), "nan"),
+    (float("-inf"), "-inf"),
+    (_Opaque(), "opaque value"),
+    ({(1, 2): "tuple key"}, {"(1, 2)": "tuple key"}),
+    (_looped(), {"a": 1, "self": "<cycle>"}),
+    ('q"\\\n\u2028', 'q"\\\n\u2028'),
+], ids=["nan", "infinity", "object", "tuple-key", "cycle", "text"])
+def test_attributes_json_cannot_hold_arrive_as_text(daemon: Daemon, reader: Reader,
+                                                    value: object, arrives: object) -> None:
+    """A custom span's attributes are the application's values: one JSON cannot hold must
+    not cost the trace (the daemon refuses a document that is not strict JSON)."""
+    trace_id, spans = _execution(1, 0)
+    spans[0].attributes["hostile"] = value
+    assert _send(daemon, Documents("svc", {}), trace_id, spans) == 1
+    received = wait_until(lambda: (got := reader.spans(trace_id)) and len(got) == 3 and got,
+                          "the execution with a hostile attribute never arrived")
+    (step,) = [s for s in received if s.span_id == spans[0].span_id]
+    assert step.attributes["hostile"] == arrives and step.attributes["n"] == 0
+    assert not daemon.problems

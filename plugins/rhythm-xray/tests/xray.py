@@ -100,6 +100,10 @@ def received_span(entity: dict[str, Any], trace_id: str) -> ReceivedSpan:
     )
 
 
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def problems_of(datagram: bytes) -> list[str]:
     """What is wrong with a daemon datagram: header, size, and each entity's fields."""
     if len(datagram) > MAX_DATAGRAM:
@@ -107,7 +111,8 @@ def problems_of(datagram: bytes) -> list[str]:
     if not datagram.startswith(HEADER):
         return [f"no daemon header: {datagram[:60]!r}"]
     try:
-        document = json.loads(datagram[len(HEADER):])
+        # strict, as the daemon is: NaN and Infinity are not JSON
+        document = json.loads(datagram[len(HEADER):], parse_constant=_refuse)
     except ValueError as exc:
         return [f"not JSON: {exc}"]
     found: list[str] = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -216,8 +217,27 @@ class Documents:
 
 def _datagram(document: dict[str, Any]) -> bytes:
     # default=str: a custom span's attribute of another type is sent as its text, as the
-    # SDK's serializer does, rather than failing the whole trace
-    return HEADER + json.dumps(document, separators=(",", ":"), default=str).encode()
+    # SDK's serializer does; allow_nan=False: the daemon refuses a document holding NaN
+    try:
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False, default=str)
+    except (ValueError, TypeError):  # NaN or infinity, a key JSON cannot hold, a cycle
+        text = json.dumps(_json_safe(document), separators=(",", ":"), default=str)
+    return HEADER + text.encode()
+
+
+def _json_safe(value: Any, within: frozenset[int] = frozenset()) -> Any:
+    """``value`` with what JSON cannot hold written as text: NaN and infinities, keys that
+    are not strings, a container found inside itself."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict | list | tuple):
+        if id(value) in within:
+            return "<cycle>"
+        inner = within | {id(value)}
+        if isinstance(value, dict):
+            return {str(k): _json_safe(v, inner) for k, v in value.items()}
+        return [_json_safe(v, inner) for v in value]
+    return value
 
 
 def _trim(document: dict[str, Any]) -> None:
