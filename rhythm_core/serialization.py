@@ -113,6 +113,14 @@ def encode(value: Any) -> str:
     return _dumps(value)
 
 
+def readable(value: object) -> str:
+    """``str(value)``, or a note of why it could not be had: a user's ``__str__`` can raise."""
+    try:
+        return str(value)
+    except Exception as failure:
+        return f"<{type(value).__name__} could not be read as text: {failure!r:.200}>"
+
+
 def storable_text(text: str) -> str:
     """``text`` as ``jsonb`` can store it: NUL written as ``\\x00`` and lone surrogates as
     ``\\udcxx`` escapes. For what the engine writes about user code (error messages,

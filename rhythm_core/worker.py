@@ -57,7 +57,7 @@ from .observability.manager import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
 from .retention import configured as retention_age
-from .serialization import encode, encode_result, storable_text
+from .serialization import encode, encode_result, readable, storable_text
 from .store import Claimed
 from .validate import number
 
@@ -141,11 +141,7 @@ def _described(exc: BaseException) -> tuple[str, str]:
     """(type name, message) of what user code raised, whatever it holds: the original of an
     :class:`AttemptAborted`, and a message even when the exception's ``__str__`` raises."""
     shown = exc.original if isinstance(exc, AttemptAborted) else exc
-    try:
-        message = str(exc)
-    except Exception as failure:  # a user's __str__ can raise too
-        message = f"<the exception's message could not be read: {failure!r:.200}>"
-    return type(shown).__name__, message
+    return type(shown).__name__, readable(exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -470,3 +470,36 @@ def test_an_execution_enqueued_by_an_attempt_joins_its_trace(start_worker, obser
         assert rows[child][1] == f"00-{trace_id}-{create.span_id}-01"
     else:
         assert recorder.spans == []
+
+
+# -- the application's values in custom spans ---------------------------------------------
+
+
+class _Unreadable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text here")
+
+
+def test_custom_span_values_are_made_sendable_and_keep_the_blocks_exception(observe) -> None:
+    """Names, keys and values no provider can carry (NaN, integers past 64 bits, objects, a
+    lone surrogate, NUL) arrive as text; one whose ``__str__`` raises costs neither the span
+    nor the exception the block raised."""
+    recorder = RecordingPlugin()
+    observe(tracing(recorder, sample_rate=1))
+    unreadable = _Unreadable()
+    values = {"nan": float("nan"), "big": 2**64, "small": -(2**63), "ok": 1.5, "flag": True,
+              "text": "nul\x00", "thing": unreadable}
+    with pytest.raises(_Unreadable) as raised, trace.span("odd\ud800name", **values) as span:
+        assert span is not None
+        span.attributes[("tuple", "key")] = float("-inf")
+        raise unreadable
+    assert raised.value is unreadable
+    (got,) = [s for s in recorder.spans if s.span_id == span.span_id]
+    assert got.name == "odd\\ud800name"
+    attributes = dict(got.attributes)
+    assert attributes.pop("error.type") == "_Unreadable"
+    thing = attributes.pop("thing")
+    assert thing.startswith("<_Unreadable could not be read as text: RuntimeError(")
+    assert attributes == {"nan": "nan", "big": str(2**64), "small": -(2**63), "ok": 1.5,
+                          "flag": True, "text": "nul\\x00", "('tuple', 'key')": "-inf"}
+    assert got.error_message == thing and "_Unreadable" in (got.error_stack or "")

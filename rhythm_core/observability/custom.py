@@ -7,11 +7,16 @@
 Spans are parented to the running function's span (or to the enclosing custom span). Both
 are no-ops when observability is off, and while a workflow replays recorded steps (so a
 replay does not repeat them).
+
+A custom span's name and attributes are the application's values. They are made what every
+provider can send (:func:`sendable`) when the span opens, and its attributes again when it
+ends, so that one odd value costs neither the trace nor the block's own exception.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 import traceback
@@ -20,9 +25,30 @@ from typing import Any
 
 from ..ids import new_span_id, new_trace_id
 from ..replay import is_replaying
+from ..serialization import readable, storable_text
 from .attempt import Position, current, current_position
 from .manager import active
 from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span, SpanContext
+
+INT64 = range(-(2**63), 2**63)  # what OTLP, ddtrace's metrics and X-Ray carry as integers
+
+
+def sendable(value: object) -> str | bool | int | float:
+    """An attribute value as every provider sends it: strings (NUL and lone surrogates
+    escaped), booleans, integers within 64 bits and finite floats as they are; anything
+    else, NaN and infinities included, as its text."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in INT64:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return value
+    return text_of(value)
+
+
+def text_of(value: object) -> str:
+    """``value`` as text a provider can send (a name or key of the application's)."""
+    return storable_text(value if isinstance(value, str) else readable(value))
 
 
 class _Trace:
@@ -40,12 +66,12 @@ class _Trace:
             sampled = random.random() < obs.config.traces.sample_rate
             parent = Position(new_trace_id(), "", sampled)
         span = Span(
-            name,
+            text_of(name),
             parent.trace_id,
             new_span_id(),
             parent.span_id or None,
             time.time_ns(),
-            attributes=dict(attributes),
+            attributes=_sendable(attributes),
             sampled=parent.sampled,
         )
         live = parent.sampled
@@ -60,7 +86,7 @@ class _Trace:
         try:
             yield span
         except BaseException as exc:
-            span.set_error(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
+            span.set_error(type(exc).__name__, storable_text(readable(exc)), _stack(exc))
             raise
         else:
             span.status = OK if span.status != "error" else span.status
@@ -69,10 +95,22 @@ class _Trace:
                 made_current.__exit__(None, None, None)
             current.reset(token)
             span.end_ns = time.time_ns()
+            span.attributes = _sendable(span.attributes)  # as set in the block too
             if live:
                 obs.span_end(span)
             elif parent.buffer is not None:  # kept if the execution's attempt fails
                 parent.buffer.append(span)
+
+
+def _sendable(attributes: Mapping[Any, Any]) -> dict[str, Any]:
+    return {text_of(key): sendable(value) for key, value in attributes.items()}
+
+
+def _stack(exc: BaseException) -> str:
+    try:
+        return storable_text("".join(traceback.format_exception(exc)))
+    except Exception as failure:  # a __str__ that raises, in the exception or a chained one
+        return f"<the traceback could not be formatted: {failure!r:.200}>"
 
 
 class _Metrics:

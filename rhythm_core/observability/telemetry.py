@@ -49,7 +49,8 @@ class Span:
     :ivar kind: ``internal``, ``client``, ``producer`` or ``consumer``.
     :ivar start_ns: start, Unix nanoseconds.
     :ivar end_ns: end, Unix nanoseconds; None until the span ends.
-    :ivar attributes: attribute names to str, bool, int or float values.
+    :ivar attributes: attribute names to str (no NUL, no lone surrogate), bool, int (within
+        64 bits) or finite float values; the core makes custom spans' values so.
     :ivar status: ``unset``, ``ok`` or ``error``.
     :ivar error_type: the exception's type name when ``status`` is ``error``.
     :ivar error_message: the exception's message.

@@ -74,6 +74,28 @@ async def conformance_ok(x: int) -> int:
     return x + 1
 
 
+class _Opaque:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+# values an application may give a custom span that no backend carries as they are
+HOSTILE = {
+    "nan": float("nan"),
+    "infinity": float("inf"),
+    "huge": 2**70,
+    "object": _Opaque(),
+    "text": 'quote" backslash\\ newline\n nul\x00 surrogate\ud800 \u2028',
+}
+
+
+@task(queue=QUEUE, retries=0, name="rhythm.conformance.hostile")
+async def conformance_hostile() -> None:
+    with rhythm_core.trace.span("conformance.hostile\ud800", **HOSTILE) as span:
+        if span is not None:
+            span.attributes[1] = float("-inf")  # a key that is not a string, set in the block
+
+
 @task(queue=QUEUE, retries=0, name="rhythm.conformance.fails")
 def conformance_fails() -> None:
     raise ValueError("conformance failure")
@@ -298,6 +320,25 @@ class PluginConformance:
             emitted = recorder.in_trace(trace_id)
             received = self._received(conformance_reader, trace_id, len(emitted))
             assert {s.span_id for s in emitted} <= {s.span_id for s in received}
+
+    def test_hostile_values_in_a_custom_span(
+        self, run: Any, conformance_reader: Reader, rhythm_db: Any
+    ) -> None:
+        """A custom span holding values no backend carries as they are arrives, with the
+        rest of its trace."""
+        _, recorder = run()
+        execution_id = conformance_hostile.queue()
+        rhythm_core.wait(execution_id, timeout=30)
+        trace_id = self._trace_of(rhythm_db, execution_id)
+        emitted = _poll(lambda: recorder.in_trace(trace_id), lambda s: len(s) >= 5, 10)
+        (hostile,) = [s for s in emitted if s.name.startswith("conformance.hostile")]
+        received = {
+            s.span_id: s for s in self._received(conformance_reader, trace_id, len(emitted))
+        }
+        assert {s.span_id for s in emitted} <= set(received), "a span of the trace is missing"
+        got = received[hostile.span_id]
+        assert got.parent_span_id == hostile.parent_span_id
+        assert got.name.startswith("conformance.hostile")
 
     def test_isolation_of_exceptions(
         self, run: Any, conformance_reader: Reader, rhythm_db: Any
