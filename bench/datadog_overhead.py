@@ -15,16 +15,13 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from rhythm_core import testing
 
 from .common import OFF, compare_provider, dropped, machine, print_comparison
-from .sinks import Sink
+from .sinks import Sink, datadog_agent
 
-PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "rhythm-datadog"
 IMPORTS = "import ddtrace.trace, ddtrace.propagation.http, datadog.dogstatsd.base"
 
 
@@ -46,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(PLUGIN))  # the tests' agent
-    from tests.agent import TestAgent
-
-    agent = TestAgent(Path(tempfile.mkdtemp(prefix="rhythm-bench-agent-")))
+    agent = datadog_agent()
     sink = Sink()  # DogStatsD, read in another process (the tests' listener is a thread)
     statsd_port = sink.udp_port
 

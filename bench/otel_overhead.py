@@ -10,15 +10,12 @@ Needs ``pip install -e "plugins/rhythm-otel[test]"`` (the receiver is the tests'
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .common import OFF, compare_provider, machine, print_comparison
-
-SINK = Path(__file__).resolve().parent.parent / "plugins/rhythm-otel/tests/otlp_sink.py"
+from .sinks import OtlpReceiver
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--exports", type=int, default=200)
     args = parser.parse_args(argv)
-    sink = subprocess.Popen([sys.executable, str(SINK)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None and sink.stdin is not None
-    endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"
+    receiver = OtlpReceiver()
+    endpoint = receiver.endpoint
 
     def otel(rate: float) -> dict[str, Any]:
         # a queue that holds a whole run: no span is dropped; every run is timed until the
@@ -46,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         results = compare_provider(blocks, _spans_sent, args.tasks, args.rounds)
         series, export_ms = metrics_export_times(endpoint, args.exports)
     finally:
-        sink.stdin.close()
-        received = sink.stdout.readline().strip()
-        sink.wait(30)
+        received = receiver.stop()
     print_comparison(results, "otel", args.tasks, args.rounds,
                      f"each timed from the first claim until the last span is sent; spans "
                      f"received by the sink: {received} (at 100% sampling 4 a task: at least "

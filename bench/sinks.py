@@ -7,6 +7,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 _SINK = r"""
 import signal, socket, sys, threading
@@ -52,3 +55,35 @@ class Sink:
         self._process.send_signal(signal.SIGTERM)
         datagrams, lines, tcp_bytes = self._process.communicate(timeout=30)[0].split()
         return {"datagrams": int(datagrams), "lines": int(lines), "tcp_bytes": int(tcp_bytes)}
+
+
+PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+
+
+class OtlpReceiver:
+    """The otel plugin's tests' OTLP/gRPC receiver, in a process of its own: it answers as a
+    collector does, so the exporter neither waits nor retries. Needs ``rhythm-otel[test]``."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(PLUGINS / "rhythm-otel/tests/otlp_sink.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        self.endpoint = f"http://127.0.0.1:{self._process.stdout.readline().strip()}"
+
+    def stop(self) -> str:
+        """Stop receiving; what it received, as the receiver reports it."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.close()
+        received = self._process.stdout.readline().strip()
+        self._process.wait(30)
+        return received
+
+
+def datadog_agent() -> Any:
+    """Datadog's test agent as the datadog plugin's tests start it (``TestAgent``: ``.url``,
+    ``.stop()``), answering as the agent does. Needs ``rhythm-datadog[test]``."""
+    sys.path.insert(0, str(PLUGINS / "rhythm-datadog"))
+    from tests.agent import TestAgent
+
+    return TestAgent(Path(tempfile.mkdtemp(prefix="rhythm-bench-agent-")))

@@ -182,20 +182,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-threads", action="store_true",
                         help="sample every thread that is not idle, not only the one holding "
                              "the GIL (a thread waiting for the GIL then counts too)")
-    parser.add_argument("--traces", default="", help="traces endpoint (default: a sink)")
-    parser.add_argument("--metrics", default="", help="metrics endpoint (default: a sink)")
+    parser.add_argument("--traces", default="",
+                        help="traces endpoint (default: the OTLP receiver, Datadog's test "
+                             "agent or a UDP port that reads, by provider)")
+    parser.add_argument("--metrics", default="", help="metrics endpoint (default: likewise)")
     args = parser.parse_args(argv)
-    from ..sinks import Sink
+    from ..sinks import OtlpReceiver, Sink, datadog_agent
 
-    sink = Sink()
-    endpoints = {
-        "otel": {"traces": f"http://127.0.0.1:{sink.tcp_port}",
-                 "metrics": f"http://127.0.0.1:{sink.tcp_port}"},
-        "datadog": {"traces": f"http://127.0.0.1:{sink.tcp_port}",
-                    "metrics": f"127.0.0.1:{sink.udp_port}"},
-        "xray": {"traces": f"127.0.0.1:{sink.udp_port}",
-                 "metrics": f"tcp://127.0.0.1:{sink.tcp_port}"},
-    }[args.provider]
+    # peers that answer as the real ones do, so that no exporter waits on a silent port
+    sink = Sink()  # UDP and TCP ports that read what arrives: X-Ray, EMF, DogStatsD
+    stop: list[Any] = [sink.stop]
+    if args.provider == "otel":
+        receiver = OtlpReceiver()
+        stop.append(receiver.stop)
+        endpoints = {"traces": receiver.endpoint, "metrics": receiver.endpoint}
+    elif args.provider == "datadog":
+        agent = datadog_agent()
+        stop.append(agent.stop)
+        endpoints = {"traces": agent.url, "metrics": f"127.0.0.1:{sink.udp_port}"}
+    else:
+        endpoints = {"traces": f"127.0.0.1:{sink.udp_port}",
+                     "metrics": f"tcp://127.0.0.1:{sink.tcp_port}"}
     endpoints = {"traces": args.traces or endpoints["traces"],
                  "metrics": args.metrics or endpoints["metrics"]}
     workdir = Path(tempfile.mkdtemp(prefix="rhythm-profile-"))
@@ -211,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                                               not args.all_threads)
                 runs[label] = (per_layer(workdir / f"{label}.txt"), cpu, collected)
     finally:
-        sink.stop()
+        for stopping in stop:
+            stopping()
     (off, off_total), off_cpu, off_gc = runs["off"]
     (on, on_total), on_cpu, on_gc = runs[args.provider]
     scale = 1e6 / RATE / args.tasks  # µs of sampled thread time per execution, per sample
