@@ -80,7 +80,9 @@ def _frames(stack: str | None) -> list[dict[str, Any]]:
         found = FRAME.match(line)
         if found:
             path = os.path.basename(found["path"]).replace('"', " ").strip()
-            frames.append({"path": path, "line": int(found["line"]), "label": found["label"]})
+            frames.append(
+                {"path": path, "line": int(found["line"]), "label": found["label"].strip()}
+            )
     return frames[-STACK_FRAMES:]
 
 
