@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,6 +120,15 @@ def readable(value: object) -> str:
         return str(value)
     except Exception as failure:
         return f"<{type(value).__name__} could not be read as text: {failure!r:.200}>"
+
+
+def traceback_text(exc: BaseException) -> str:
+    """The exception's formatted traceback, or a note of why it could not be formatted (a
+    ``__str__`` that raises, in the exception or one chained to it)."""
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception as failure:
+        return f"<the traceback could not be formatted: {failure!r:.200}>"
 
 
 def storable_text(text: str) -> str:

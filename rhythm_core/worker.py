@@ -16,7 +16,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +56,7 @@ from .observability.manager import Observability, activate, from_block
 from .replay import WorkflowRun, drive, step_label
 from .reporter import Reporter
 from .retention import configured as retention_age
-from .serialization import encode, encode_result, readable, storable_text
+from .serialization import encode, encode_result, readable, storable_text, traceback_text
 from .store import Claimed
 from .validate import number
 
@@ -155,10 +154,7 @@ def error_document(exc: BaseException, attempt: int) -> str:
     """The ``error`` column for a failed attempt. Never raises: whatever the exception holds
     (NUL, lone surrogates, a ``__str__`` that raises) is written so that jsonb stores it."""
     kind, message = _described(exc)
-    try:
-        text = "".join(traceback.format_exception(exc))
-    except Exception as failure:
-        text = f"<the traceback could not be formatted: {failure!r:.200}>"
+    text = traceback_text(exc)
     return encode(
         {
             "type": storable_text(kind),

@@ -17,18 +17,19 @@ is measured only if its plugin is installed:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
-import socket
 import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from rhythm_core.observability import CLIENT, CONSUMER, INTERNAL, Span
+from rhythm_core.observability.manager import GROUP, from_block
 from rhythm_core.testing import new_span_id, new_trace_id
 
 from ..common import machine
+from .activation_cost import NOWHERE
 
 
 def execution_spans() -> list[Span]:
@@ -58,15 +59,18 @@ def execution_spans() -> list[Span]:
     ]
 
 
-def otel() -> Callable[[list[Span]], object]:
+Send = Callable[[list[Span]], object]
+
+
+def otel() -> tuple[Send, Callable[[], object] | None]:
     from rhythm_otel.encoding import AttributeCache, export_request, resource_message, scope_message
 
     resource, scope = resource_message({"service.name": "bench"}), scope_message("rhythm", "0")
     cache = AttributeCache()
-    return lambda spans: export_request(resource, scope, spans, cache)
+    return lambda spans: export_request(resource, scope, spans, cache), None  # no flush
 
 
-def xray() -> Callable[[list[Span]], object]:
+def xray() -> tuple[Send, Callable[[], object] | None]:
     from rhythm_xray.segments import Documents
 
     documents = Documents("bench", {})
@@ -76,43 +80,30 @@ def xray() -> Callable[[list[Span]], object]:
             for _ in documents.datagrams(document):
                 pass
 
-    return send
+    return send, None  # no flush
 
 
-def datadog() -> Callable[[list[Span]], object]:
-    from rhythm_core import testing
-
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))  # bound, never listening: a refused connection
-    port = closed.getsockname()[1]
+def datadog() -> tuple[Send, Callable[[], object] | None]:
     logging.getLogger("ddtrace").setLevel(logging.CRITICAL)  # its "failed to send" lines
-    observability = testing.from_block({
-        "provider": "datadog", "metrics": {"enabled": False},
-        "traces": {"enabled": True, "endpoint": f"http://127.0.0.1:{port}"}})
-    testing.activate(observability)
+    from_block({"provider": "datadog", "metrics": {"enabled": False},
+                "traces": {"enabled": True, "endpoint": NOWHERE}})
     import rhythm_datadog
     from ddtrace.trace import tracer
 
     backend = rhythm_datadog.plugin.backend
     assert backend is not None
-
-    def send(spans: list[Span]) -> None:
-        backend.send_trace(spans[0].trace_id, spans)
-
-    send.flush = tracer.flush  # type: ignore[attr-defined]  # the writer encodes here
-    return send
+    # the writer encodes what it was given when it flushes
+    return lambda spans: backend.send_trace(spans[0].trace_id, spans), tracer.flush
 
 
-PROVIDERS = {"otel": ("rhythm_otel", otel), "xray": ("rhythm_xray", xray),
-             "datadog": ("rhythm_datadog", datadog)}
+PROVIDERS = {"otel": otel, "xray": xray, "datadog": datadog}
 
 
-def per_trace(send: Callable[[list[Span]], object], traces: int) -> float:
+def per_trace(send: Send, flush: Callable[[], object] | None, traces: int) -> float:
     batches = [execution_spans() for _ in range(traces)]
     began = time.process_time()
     for spans in batches:
         send(spans)
-    flush = getattr(send, "flush", None)
     if flush is not None:
         flush()
     return (time.process_time() - began) / traces * 1e6
@@ -126,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; {args.traces:,} traces of 4 spans, best of {args.repeat}\n")
     print("| provider | CPU µs per traced execution | per span |")
     print("|---|---:|---:|")
-    for name, (module, make) in PROVIDERS.items():
-        if importlib.util.find_spec(module) is None:
+    installed = {ep.name for ep in entry_points(group=GROUP)}
+    for name, make in PROVIDERS.items():
+        if name not in installed:
             print(f"| {name} | not installed | |")
             continue
-        send = make()
-        best = min(per_trace(send, args.traces) for _ in range(args.repeat))
+        send, flush = make()
+        best = min(per_trace(send, flush, args.traces) for _ in range(args.repeat))
         print(f"| {name} | {best:.1f} | {best / 4:.1f} |")
     return 0
 

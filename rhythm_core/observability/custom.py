@@ -19,13 +19,12 @@ import contextlib
 import math
 import random
 import time
-import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..ids import new_span_id, new_trace_id
 from ..replay import is_replaying
-from ..serialization import readable, storable_text
+from ..serialization import readable, storable_text, traceback_text
 from .attempt import Position, current, current_position
 from .manager import active
 from .telemetry import COUNTER, GAUGE, HISTOGRAM, OK, MetricPoint, Span, SpanContext
@@ -86,7 +85,9 @@ class _Trace:
         try:
             yield span
         except BaseException as exc:
-            span.set_error(type(exc).__name__, storable_text(readable(exc)), _stack(exc))
+            span.set_error(
+                type(exc).__name__, storable_text(readable(exc)), storable_text(traceback_text(exc))
+            )
             raise
         else:
             span.status = OK if span.status != "error" else span.status
@@ -104,13 +105,6 @@ class _Trace:
 
 def _sendable(attributes: Mapping[Any, Any]) -> dict[str, Any]:
     return {text_of(key): sendable(value) for key, value in attributes.items()}
-
-
-def _stack(exc: BaseException) -> str:
-    try:
-        return storable_text("".join(traceback.format_exception(exc)))
-    except Exception as failure:  # a __str__ that raises, in the exception or a chained one
-        return f"<the traceback could not be formatted: {failure!r:.200}>"
 
 
 class _Metrics:

@@ -10,9 +10,10 @@ instrumentation (an SDK provider and instrumentors, ``ddtrace.patch``, the X-Ray
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rhythm_core import task, workflow
@@ -97,6 +98,23 @@ def trace_of(db: Any, execution_id: str) -> str:
         "SELECT trace_id FROM executions WHERE id = %s", (execution_id,)
     ).fetchone()
     return str(trace_id)
+
+
+def serve(spawn: Callable[..., Any], env: Mapping[str, str], app: Path) -> None:
+    """Start a worker process on :data:`QUEUE` (``spawn`` is the ``rhythm_worker_process``
+    fixture) with ``env``, importing the application module ``app``, a file of the plugin's
+    tests that sets up its backend's instrumentation."""
+    path = os.pathsep.join([str(app.parent), os.environ.get("PYTHONPATH", "")])
+    spawn({**env, "PYTHONPATH": path}, modules=[app.stem], queues=[QUEUE])
+
+
+def run_workflow(db: Any, timeout: float = 30) -> tuple[str, str]:
+    """Run :func:`opens_around_a_step` to completion: its execution id and trace id."""
+    import rhythm_core
+
+    execution_id = opens_around_a_step.queue(1)
+    assert rhythm_core.wait(execution_id, timeout=timeout) == 2
+    return execution_id, trace_of(db, execution_id)
 
 
 def call_out(db: Any, server: HeaderServer, timeout: float = 30) -> list[CalledOut]:

@@ -4,12 +4,10 @@ loopback HTTP server that keeps what it was sent, and Datadog's test agent."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import rhythm_core
 from rhythm_core.testing import user_code
 from rhythm_core.testing.failover import wait_until
 from rhythm_core.testing.loopback import HeaderServer
@@ -18,17 +16,11 @@ from .agent import TestAgent, trace_id_of
 from .conftest import datadog_env
 from .statsd import StatsdListener
 
-APPS = Path(__file__).parent / "apps"
+APP = Path(__file__).parent / "apps" / "datadog_app.py"
 
 
 def start(agent: TestAgent, statsd: StatsdListener, spawn: Any, **extra: str) -> None:
-    env = datadog_env(
-        agent.url, statsd.port,
-        PYTHONPATH=os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]),
-        **extra,
-    )
-    spawn(env, modules=["datadog_app"], queues=[user_code.QUEUE])
-
+    user_code.serve(spawn, datadog_env(agent.url, statsd.port, **extra), APP)
 
 
 def in_trace(agent: TestAgent, trace_id: str) -> list[dict[str, Any]]:
@@ -92,9 +84,7 @@ def test_workflow_body_spans_nest_under_their_pass_once(
     agent: TestAgent, statsd: StatsdListener, rhythm_worker_process: Any, rhythm_db: Any
 ) -> None:
     start(agent, statsd, rhythm_worker_process)
-    execution_id = user_code.opens_around_a_step.queue(1)
-    assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = user_code.trace_of(rhythm_db, execution_id)
+    execution_id, trace_id = user_code.run_workflow(rhythm_db)
 
     def arrived() -> Any:
         spans = in_trace(agent, trace_id)

@@ -4,19 +4,17 @@ a loopback HTTP server that keeps what it was sent, and the OTLP receiver."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import rhythm_core
 from rhythm_core.testing import user_code
 from rhythm_core.testing.loopback import HeaderServer
 
 from .otlp_sink import OtlpSink, attributes
 from .workers import otel_env
 
-APPS = Path(__file__).parent / "apps"
+APP = Path(__file__).parent / "apps" / "otel_app.py"
 CLIENT = 3  # SpanKind.SPAN_KIND_CLIENT in OTLP
 
 
@@ -24,11 +22,10 @@ def start(sink: OtlpSink, spawn: Any, **extra: str) -> None:
     env = otel_env(
         sink.endpoint,
         APP_OTLP_ENDPOINT=sink.endpoint,
-        PYTHONPATH=os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]),
         RHYTHM_OTEL_SCHEDULE_DELAY_MS="100",
         **extra,
     )
-    spawn(env, modules=["otel_app"], queues=[user_code.QUEUE])
+    user_code.serve(spawn, env, APP)
 
 
 def of_execution(spans: list[Any], name: str, execution_id: str) -> list[Any]:
@@ -79,9 +76,7 @@ def test_workflow_body_spans_nest_under_their_pass_once(
     sink: OtlpSink, rhythm_worker_process: Any, rhythm_db: Any
 ) -> None:
     start(sink, rhythm_worker_process)
-    execution_id = user_code.opens_around_a_step.queue(1)
-    assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = user_code.trace_of(rhythm_db, execution_id)
+    execution_id, trace_id = user_code.run_workflow(rhythm_db)
 
     def arrived() -> Any:
         spans = sink.spans_of(trace_id)

@@ -4,12 +4,10 @@ HTTP server that keeps what it was sent, and the daemon stand-in in front of mot
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import rhythm_core
 from rhythm_core.testing import user_code
 from rhythm_core.testing.failover import wait_until
 from rhythm_core.testing.loopback import HeaderServer
@@ -18,17 +16,11 @@ from .conftest import xray_env
 from .emf import EmfListener
 from .xray import Daemon, MotoServer, entities, xray_id
 
-APPS = Path(__file__).parent / "apps"
+APP = Path(__file__).parent / "apps" / "xray_app.py"
 
 
 def start(daemon: Daemon, emf: EmfListener, spawn: Any, **extra: str) -> None:
-    env = xray_env(
-        daemon.address, emf.endpoint,
-        PYTHONPATH=os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]),
-        **extra,
-    )
-    spawn(env, modules=["xray_app"], queues=[user_code.QUEUE])
-
+    user_code.serve(spawn, xray_env(daemon.address, emf.endpoint, **extra), APP)
 
 
 def in_trace(moto: MotoServer, trace_id: str) -> list[dict[str, Any]]:
@@ -83,9 +75,7 @@ def test_workflow_body_subsegments_nest_under_their_pass_once(
     rhythm_db: Any,
 ) -> None:
     start(daemon, emf, rhythm_worker_process)
-    execution_id = user_code.opens_around_a_step.queue(1)
-    assert rhythm_core.wait(execution_id, timeout=30) == 2
-    trace_id = user_code.trace_of(rhythm_db, execution_id)
+    execution_id, trace_id = user_code.run_workflow(rhythm_db)
 
     def arrived() -> Any:
         found = in_trace(moto, trace_id)

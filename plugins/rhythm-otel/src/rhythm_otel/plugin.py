@@ -40,8 +40,18 @@ SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
-def _remote(trace_id: str, span_id: str, sampled: bool = True) -> OtelContext:
-    return OtelContext(int(trace_id, 16), int(span_id, 16), True, SAMPLED if sampled else UNSAMPLED)
+def _otel_context(
+    trace_id: str,
+    span_id: str,
+    sampled: bool = True,
+    *,
+    remote: bool = True,
+    state: TraceState | None = None,
+) -> OtelContext:
+    """The core's ids as an OpenTelemetry span context: remote for a parent or link from
+    elsewhere, local for the attempt's span made current in this process."""
+    flags = SAMPLED if sampled else UNSAMPLED
+    return OtelContext(int(trace_id, 16), int(span_id, 16), remote, flags, state)
 
 
 class OtelPlugin(BackendPlugin[Pipeline]):
@@ -84,7 +94,7 @@ class OtelPlugin(BackendPlugin[Pipeline]):
     def _sdk_span(self, tracer: Tracer, span: Span) -> None:
         if span.parent_span_id:
             parent = trace_api.set_span_in_context(
-                NonRecordingSpan(_remote(span.trace_id, span.parent_span_id)),
+                NonRecordingSpan(_otel_context(span.trace_id, span.parent_span_id)),
                 context_api.Context(),
             )
         else:
@@ -92,7 +102,7 @@ class OtelPlugin(BackendPlugin[Pipeline]):
         attributes = span.attributes
         if span.kept_for_error:
             attributes = {**attributes, "rhythm.sampling.kept_for_error": True}
-        links = [Link(_remote(x.trace_id, x.span_id, x.sampled)) for x in span.links]
+        links = [Link(_otel_context(x.trace_id, x.span_id, x.sampled)) for x in span.links]
         token = ids.use(int(span.trace_id, 16), int(span.span_id, 16))
         try:
             native = tracer.start_span(
@@ -137,7 +147,7 @@ class OtelPlugin(BackendPlugin[Pipeline]):
         if span is None:
             propagate.inject(carrier)
             return
-        native = NonRecordingSpan(_remote(span.trace_id, span.span_id, span.sampled))
+        native = NonRecordingSpan(_otel_context(span.trace_id, span.span_id, span.sampled))
         propagate.inject(carrier, context=trace_api.set_span_in_context(native))
 
     @hookimpl
@@ -175,13 +185,7 @@ class _Current:
         core = self._context
         state = TraceState.from_header([core.tracestate]) if core.tracestate else None
         native = NonRecordingSpan(
-            OtelContext(
-                int(core.trace_id, 16),
-                int(core.span_id, 16),
-                False,
-                SAMPLED if core.sampled else UNSAMPLED,
-                state,
-            )
+            _otel_context(core.trace_id, core.span_id, core.sampled, remote=False, state=state)
         )
         self._token = context_api.attach(trace_api.set_span_in_context(native))
 
